@@ -1,0 +1,92 @@
+"""``kdreg plugins``: what is installed, from which distribution, and whether it loads."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from kdreg.cli.options import JsonOption
+from kdreg.cli.output import console, print_json, render_rows
+
+plugins_app = typer.Typer(help="List and inspect teacher, student, loss, benchmark and corpus plugins.")
+
+KindOption = Annotated[
+    str | None, typer.Option("--kind", "-k", help="Only this kind: teacher, student, loss, benchmark, corpus.")
+]
+
+
+def _check_kind(kind: str | None) -> None:
+    from kdreg.errors import ConfigError
+    from kdreg.plugins.spec import KINDS
+
+    if kind is not None and kind not in KINDS:
+        raise ConfigError(f"Unknown plugin kind {kind[:40]!r}; use one of: {', '.join(KINDS)}.")
+
+
+@plugins_app.callback(invoke_without_command=True)
+def list_plugins(
+    ctx: typer.Context,
+    kind: KindOption = None,
+    load: Annotated[
+        bool, typer.Option("--load/--no-load", help="Import each plugin to show its summary and status.")
+    ] = True,
+    as_json: JsonOption = False,
+) -> None:
+    """List plugins with kind, name, distribution, version, summary and status."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from kdreg.plugins.registry import registry
+
+    _check_kind(kind)
+    reg = registry()
+    if load:
+        reg.load_all()
+    rows = [
+        {
+            "kind": e.kind,
+            "name": e.name,
+            "distribution": e.distribution,
+            "version": e.version,
+            "summary": e.summary(),
+            "status": e.status,
+            "error": e.error,
+        }
+        for e in reg.entries(kind)
+    ]
+    if as_json:
+        print_json({"plugins": rows, "duplicates": reg.duplicates})
+        return
+    render_rows(rows, ["kind", "name", "distribution", "version", "status", "summary"], title="kdreg plugins")
+    for e in reg.entries(kind):
+        if e.error:
+            console.print(f"[red]broken[/] {e.kind} {e.name!r} ({e.distribution} {e.version}): {e.error}")
+    for message in reg.duplicates:
+        console.print(f"[red]duplicate[/] {message}")
+
+
+@plugins_app.command("show")
+def show_plugin(
+    name: Annotated[str, typer.Argument(help="Plugin name, or KIND/NAME when several kinds share it.")],
+    as_json: JsonOption = False,
+) -> None:
+    """A plugin's summary and its parameters with types, defaults and help."""
+    from kdreg.plugins.describe import describe
+
+    info = describe(name)
+    if as_json:
+        print_json(info)
+        return
+    for item in info:
+        console.print(
+            f"[bold]{item['kind']} {item['name']}[/] — {item['summary']}\n"
+            f"  from {item['distribution']} {item['version']} ({item['entry_point']})"
+        )
+        if item["params"]:
+            render_rows(item["params"], ["parameter", "type", "default", "help"])
+        else:
+            console.print("  no parameters")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(plugins_app, name="plugins")

@@ -1,0 +1,239 @@
+"""The kdreg plugin contract: the one module a plugin author reads.
+
+A plugin is a **class** registered in its package's ``pyproject.toml`` under one of
+five entry-point groups; the entry-point name is the plugin's name::
+
+    [project.entry-points."kdreg.losses"]
+    my-loss = "my_package.losses:MyLoss"
+
+kdreg instantiates it as ``MyLoss(params)``, where ``params`` is an instance of the
+class's ``Params`` dataclass built from the command line: ``--loss my-loss:temperature=4``
+becomes ``MyLoss(MyLoss.Params(temperature=4.0))``. Field types (``int``, ``float``,
+``bool``, ``str``, ``pathlib.Path``, ``Literal[...]``, and ``X | None`` of those) are
+parsed and validated by kdreg; ``field(metadata={"help": "..."})`` documents a field.
+A plugin's one-line ``summary`` (or the first line of its docstring) is what
+``kdreg plugins`` shows.
+
+Subclassing the base classes below is recommended (they provide ``__init__``,
+``params`` and defaults for the optional members) but not required: the registry
+checks the *members*, so any class that has them is a valid plugin.
+
+torch and transformers are only imported for type checking here, so importing
+this module stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+KINDS: dict[str, str] = {
+    "teacher": "kdreg.teachers",
+    "student": "kdreg.students",
+    "loss": "kdreg.losses",
+    "benchmark": "kdreg.benchmarks",
+    "corpus": "kdreg.corpora",
+}
+"""Plugin kind → entry-point group."""
+
+Split = Literal["train", "validation", "test"]
+Output = Literal["logits", "hidden_states", "attentions"]
+
+
+# --------------------------------------------------------------------- values
+@dataclass(frozen=True)
+class Head:
+    """What the pipeline needs a model to compute on top of its encoder."""
+
+    kind: Literal["mlm", "classification"]
+    num_labels: int = 0
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to train or evaluate, with the tokenizer that feeds it."""
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labelled example: a text (or a text pair, e.g. premise/hypothesis) and a label index."""
+
+    text: str
+    label: int
+    text_pair: str | None = None
+
+
+@dataclass(frozen=True)
+class Score:
+    """One extra number a benchmark computes itself (see ``Benchmark.extra_scores``)."""
+
+    language: str
+    metric: str
+    value: float
+    split: str = "test"
+
+
+@dataclass
+class ModelOutputs:
+    """A forward pass as a loss sees it; outputs the loss did not declare in ``needs`` are None.
+
+    ``hidden_states`` holds the embedding output then every layer ([batch, tokens, width]);
+    ``attentions`` holds every layer's attention probabilities ([batch, heads, tokens, tokens]).
+    """
+
+    logits: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+@dataclass
+class LossBatch:
+    """What a loss gets besides the outputs.
+
+    In fine-tuning ``labels`` are class indices ([batch]); in pretraining they are the
+    masked-LM targets ([batch, tokens], -100 where nothing is predicted).
+    """
+
+    labels: torch.Tensor
+    attention_mask: torch.Tensor
+    stage: Literal["pretrain", "finetune"]
+
+
+@dataclass(frozen=True)
+class ModelGeometry:
+    """What a loss may check before training: sizes of the teacher or the student."""
+
+    vocab_size: int
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+
+
+@dataclass(frozen=True)
+class NoParams:
+    """The parameters of a plugin that declares none."""
+
+
+# ---------------------------------------------------------------- base class
+class Plugin:
+    """Common to every kind: declared parameters and a one-line summary."""
+
+    Params: ClassVar[type] = NoParams
+    """A (frozen) dataclass of typed parameters with defaults."""
+    summary: ClassVar[str] = ""
+    """One line shown by ``kdreg plugins``; the docstring's first line when empty."""
+
+    def __init__(self, params: Any = None) -> None:
+        self.params = params if params is not None else self.Params()
+
+
+# --------------------------------------------------------------------- kinds
+class Teacher(Plugin):
+    """A pre-trained model to distil from (``kdreg.teachers``)."""
+
+    def load(self, head: Head) -> LoadedModel:
+        """Load the pre-trained weights with the requested head (a new head is randomly initialised)."""
+        raise NotImplementedError
+
+
+class Student(Plugin):
+    """The model being trained (``kdreg.students``); it may be derived from the teacher."""
+
+    def build(self, teacher: Teacher, head: Head) -> LoadedModel:
+        """Build the student's initial weights and tokenizer for this teacher and head."""
+        raise NotImplementedError
+
+
+class Loss(Plugin):
+    """A training objective for the student (``kdreg.losses``)."""
+
+    needs: ClassVar[frozenset[str]] = frozenset({"logits"})
+    """Model outputs read: any of 'logits', 'hidden_states', 'attentions'; only those are computed."""
+    uses_teacher: ClassVar[bool] = True
+    """False for hard-label losses, so no teacher forward pass is spent on them."""
+
+    def prepare(self, teacher: ModelGeometry | None, student: ModelGeometry, stage: str) -> torch.nn.Module | None:
+        """Check the pair fits (raise IncompatiblePluginsError) and return trainable parts, e.g. a projection."""
+        return None
+
+    def compute(self, student: ModelOutputs, teacher: ModelOutputs | None, batch: LossBatch) -> torch.Tensor:
+        """The scalar to minimise; gradients must reach the student only."""
+        raise NotImplementedError
+
+
+class Benchmark(Plugin):
+    """A labelled task for zero-shot cross-lingual transfer (``kdreg.benchmarks``)."""
+
+    metrics: ClassVar[tuple[str, ...]] = ("accuracy",)
+    """Metrics recorded per language and split: 'accuracy' and/or 'macro_f1'."""
+    eval_splits: ClassVar[tuple[str, ...]] = ("validation", "test")
+    """Splits evaluated in every language."""
+
+    def languages(self) -> Sequence[str]:
+        """Every language code, in the benchmark's own spelling (e.g. 'de' or 'deu_Latn')."""
+        raise NotImplementedError
+
+    def source_language(self) -> str:
+        """The language whose train split is used for fine-tuning (the others are zero-shot)."""
+        raise NotImplementedError
+
+    def labels(self) -> Sequence[str]:
+        """Label names; an Example's label is an index into this list."""
+        raise NotImplementedError
+
+    def examples(self, language: str, split: str) -> Sequence[Example]:
+        """The examples of one language and split ('train', 'validation' or 'test')."""
+        raise NotImplementedError
+
+    def normalize_language(self, code: str) -> str:
+        """The ISO 639-1 form of a language code, so `kdreg query --lang de` finds it."""
+        from kdreg.languages import normalize_language
+
+        return normalize_language(code)
+
+    def extra_scores(self, model: LoadedModel) -> Sequence[Score]:
+        """Optional diagnostics beyond the metrics, computed on the final student."""
+        return ()
+
+
+class Corpus(Plugin):
+    """Unlabeled multilingual text for distillation during pretraining (``kdreg.corpora``)."""
+
+    def languages(self) -> Sequence[str]:
+        """Every language the corpus has text in."""
+        raise NotImplementedError
+
+    def texts(self, language: str) -> Iterator[str]:
+        """Lines (sentences or paragraphs) of one language, in a deterministic order."""
+        raise NotImplementedError
+
+    def sizes(self) -> Mapping[str, int] | None:
+        """Lines per language for the α-smoothed language sampling; None samples languages uniformly."""
+        return None
+
+
+BASES: dict[str, type[Plugin]] = {
+    "teacher": Teacher,
+    "student": Student,
+    "loss": Loss,
+    "benchmark": Benchmark,
+    "corpus": Corpus,
+}
+"""Plugin kind → its base class (the contract the registry checks)."""
+
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "teacher": ("load",),
+    "student": ("build",),
+    "loss": ("needs", "compute"),
+    "benchmark": ("languages", "source_language", "labels", "examples"),
+    "corpus": ("languages", "texts"),
+}
+"""Members a plugin of each kind must define itself (the others have defaults in the base class)."""

@@ -1,0 +1,150 @@
+"""The experiment store's data model (SQLAlchemy 2 typed ORM).
+
+* a **grid** is one invocation of ``kdreg run`` (its command line and time);
+* a **run** is one combination, identified by the sha256 of its canonical config.
+  What people filter on (teacher, student, loss, benchmark, corpus, stage, seed)
+  are typed, indexed columns; the ``*_spec`` columns keep the full
+  ``name:key=value`` form for display;
+* a **result** is one number: (run, language, split, metric) → value, with the
+  benchmark's own language code, its normalised ISO 639-1 form, and whether it is
+  the source (training) language;
+* a **curve** is one training phase's losses, stored compactly as JSON arrays.
+
+Every constraint and index has a stable name (naming convention on the MetaData), so
+Alembic migrations can refer to them on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+RUN_STATUSES = ("pending", "running", "succeeded", "failed", "interrupted")
+STAGES = ("teacher", "none", "finetune", "pretrain", "both")
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now; stored as UTC."""
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Grid(Base):
+    """One `kdreg run` invocation, grouping the runs it planned."""
+
+    __tablename__ = "grids"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    command: Mapped[str] = mapped_column(Text, default="")
+    config: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+
+
+class GridRun(Base):
+    """Membership of a run in a grid (a run planned again by a later grid belongs to both)."""
+
+    __tablename__ = "grid_runs"
+
+    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id", ondelete="CASCADE"), primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class Run(Base):
+    """One combination of teacher, student, loss, benchmark, corpus, stage and seed."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    config_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    config: Mapped[dict] = mapped_column(JSON)
+
+    teacher: Mapped[str] = mapped_column(String(200), index=True)
+    teacher_spec: Mapped[str] = mapped_column(String(1000))
+    student: Mapped[str | None] = mapped_column(String(200), index=True)
+    student_spec: Mapped[str | None] = mapped_column(String(1000))
+    loss: Mapped[str | None] = mapped_column(String(200), index=True)
+    loss_spec: Mapped[str | None] = mapped_column(String(1000))
+    benchmark: Mapped[str] = mapped_column(String(200), index=True)
+    benchmark_spec: Mapped[str] = mapped_column(String(1000))
+    corpus: Mapped[str | None] = mapped_column(String(200), index=True)
+    corpus_spec: Mapped[str | None] = mapped_column(String(1000))
+    stage: Mapped[str] = mapped_column(String(20), index=True)
+    seed: Mapped[int] = mapped_column(Integer, index=True)
+
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+    traceback: Mapped[str | None] = mapped_column(Text)
+    environment: Mapped[dict | None] = mapped_column(JSON)
+
+    results: Mapped[list[Result]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", passive_deletes=True
+    )
+    curves: Mapped[list[Curve]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Result(Base):
+    """One number: a metric of a run on one language and split."""
+
+    __tablename__ = "results"
+    __table_args__ = (
+        UniqueConstraint("run_id", "language", "split", "metric"),
+        Index("ix_results_lang_run_id", "lang", "run_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    language: Mapped[str] = mapped_column(String(50))
+    lang: Mapped[str] = mapped_column(String(20))
+    split: Mapped[str] = mapped_column(String(20))
+    metric: Mapped[str] = mapped_column(String(50))
+    value: Mapped[float] = mapped_column(Float)
+    is_source: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    run: Mapped[Run] = relationship(back_populates="results")
+
+
+class Curve(Base):
+    """A training phase's loss curve: parallel JSON arrays of steps and losses."""
+
+    __tablename__ = "curves"
+    __table_args__ = (UniqueConstraint("run_id", "phase"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    phase: Mapped[str] = mapped_column(String(50))
+    steps: Mapped[list] = mapped_column(JSON)
+    losses: Mapped[list] = mapped_column(JSON)
+
+    run: Mapped[Run] = relationship(back_populates="curves")

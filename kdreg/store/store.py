@@ -1,0 +1,200 @@
+"""The experiment store: opening a database and the write path of a grid.
+
+A grid's life in the store: ``create_grid`` → ``plan_run`` for each combination
+(pending, or found already) → ``start_run`` (running, heartbeat) → ``record_results``
+/ ``record_curve`` → ``finish_run`` (succeeded | failed | interrupted). Every write is
+its own short transaction, so a crash or Ctrl-C loses at most the run in progress and
+never what is already stored; parallel writers wait on SQLite's busy timeout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from kdreg.errors import RunNotFoundError, StoreError
+from kdreg.paths import resolve_db_url
+from kdreg.store.engine import make_engine, sqlite_path
+from kdreg.store.migrate import ensure_schema
+from kdreg.store.schema import Curve, Grid, GridRun, Result, Run, utcnow
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What identifies and describes a run before it starts (built by :mod:`kdreg.grid`)."""
+
+    config_hash: str
+    config: dict[str, Any]
+    teacher: str
+    teacher_spec: str
+    benchmark: str
+    benchmark_spec: str
+    stage: str
+    seed: int
+    student: str | None = None
+    student_spec: str | None = None
+    loss: str | None = None
+    loss_spec: str | None = None
+    corpus: str | None = None
+    corpus_spec: str | None = None
+
+
+@dataclass(frozen=True)
+class ResultRecord:
+    """One number to store for a run."""
+
+    language: str
+    lang: str
+    split: str
+    metric: str
+    value: float
+    is_source: bool
+
+
+class Store:
+    """An opened, schema-checked experiment database."""
+
+    def __init__(self, url: str | None = None, *, create: bool = True) -> None:
+        self.url, self.is_default = resolve_db_url(url)
+        path = sqlite_path(self.url)
+        if not create and path is not None and not path.exists():
+            raise StoreError(f"No database at {path}; run `kdreg run` first or pass --db.")
+        self.engine = make_engine(self.url)
+        self.revision = ensure_schema(self.engine, auto_upgrade=self.is_default)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def label(self) -> str:
+        """The database as shown to people: a file path, or the URL without password."""
+        path = sqlite_path(self.url)
+        return str(path) if path else self.engine.url.render_as_string(hide_password=True)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on any error."""
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except SQLAlchemyError as exc:
+            session.rollback()
+            orig = getattr(exc, "orig", None) or exc
+            raise StoreError(f"Database error on {self.label}: {str(orig).splitlines()[0][:200]}") from exc
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------- grid writes
+    def create_grid(self, command: str, config: dict[str, Any] | None = None) -> int:
+        """Record one invocation; returns its id."""
+        with self.session() as s:
+            grid = Grid(command=command, config=config)
+            s.add(grid)
+            s.flush()
+            return grid.id
+
+    def plan_run(self, grid_id: int | None, record: RunRecord) -> tuple[int, str]:
+        """The run for ``record`` (created pending if new) and its status; links it to the grid."""
+        with self.session() as s:
+            run = s.scalars(select(Run).where(Run.config_hash == record.config_hash)).first()
+            if run is None:
+                run = Run(**record.__dict__, status="pending")
+                s.add(run)
+                try:
+                    s.flush()
+                except IntegrityError:  # another process planned it first
+                    s.rollback()
+                    run = s.scalars(select(Run).where(Run.config_hash == record.config_hash)).one()
+            if grid_id is not None and s.get(GridRun, (grid_id, run.id)) is None:
+                s.add(GridRun(grid_id=grid_id, run_id=run.id))
+            return run.id, run.status
+
+    def start_run(self, run_id: int, environment: dict[str, Any]) -> None:
+        """Mark a run running (clearing a previous attempt's error and results)."""
+        with self.session() as s:
+            run = self._get(s, run_id)
+            now = utcnow()
+            run.status, run.started_at, run.heartbeat_at = "running", now, now
+            run.finished_at = run.error = run.traceback = run.duration_s = None
+            run.environment = environment
+            s.execute(delete(Result).where(Result.run_id == run_id))
+            s.execute(delete(Curve).where(Curve.run_id == run_id))
+
+    def heartbeat(self, run_id: int) -> None:
+        """Show the run is alive (a stale heartbeat means the process died)."""
+        with self.session() as s:
+            self._get(s, run_id).heartbeat_at = utcnow()
+
+    def record_results(self, run_id: int, results: Iterable[ResultRecord]) -> None:
+        """Store numbers of a run (replacing the same language/split/metric)."""
+        rows = list(results)
+        with self.session() as s:
+            for r in rows:
+                s.execute(
+                    delete(Result).where(
+                        Result.run_id == run_id,
+                        Result.language == r.language,
+                        Result.split == r.split,
+                        Result.metric == r.metric,
+                    )
+                )
+            s.add_all(Result(run_id=run_id, **r.__dict__) for r in rows)
+
+    def record_curve(self, run_id: int, phase: str, steps: list[int], losses: list[float]) -> None:
+        """Store one training phase's loss curve (replacing an earlier one)."""
+        with self.session() as s:
+            s.execute(delete(Curve).where(Curve.run_id == run_id, Curve.phase == phase))
+            s.add(Curve(run_id=run_id, phase=phase, steps=steps, losses=[round(x, 6) for x in losses]))
+
+    def finish_run(
+        self, run_id: int, status: str, *, error: str | None = None, traceback: str | None = None
+    ) -> None:
+        """Close a run as succeeded, failed or interrupted."""
+        with self.session() as s:
+            run = self._get(s, run_id)
+            now = utcnow()
+            run.status, run.finished_at, run.heartbeat_at = status, now, now
+            run.error, run.traceback = error, traceback
+            if run.started_at is not None:
+                started = run.started_at if run.started_at.tzinfo else run.started_at.replace(tzinfo=now.tzinfo)
+                run.duration_s = (now - started).total_seconds()
+
+    # ------------------------------------------------------------- reads
+    def find_run(self, ref: str | int) -> Run:
+        """A run by id or by (a prefix of at least 6 characters of) its config hash, with results loaded."""
+        with self.session() as s:
+            run: Run | None = None
+            text = str(ref).strip()
+            if text.isdigit():
+                run = s.get(Run, int(text))
+            if run is None and len(text) >= 6 and all(c in "0123456789abcdef" for c in text.lower()):
+                matches = s.scalars(select(Run).where(Run.config_hash.startswith(text.lower()))).all()
+                if len(matches) > 1:
+                    raise RunNotFoundError(f"Hash prefix {text!r} matches {len(matches)} runs; give more characters.")
+                run = matches[0] if matches else None
+            if run is None:
+                raise RunNotFoundError(f"No run {text[:70]!r}; `kdreg query` lists runs with their ids.")
+            _ = run.results, run.curves  # load before the session closes
+            return run
+
+    def _get(self, s: Session, run_id: int) -> Run:
+        run = s.get(Run, run_id)
+        if run is None:
+            raise RunNotFoundError(f"No run with id {run_id}.")
+        return run
+
+
+def open_store(url: str | None = None, *, create: bool = True) -> Store:
+    """Open (creating or upgrading the default database when needed) the experiment store."""
+    return Store(url, create=create)

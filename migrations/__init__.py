@@ -1,0 +1,1 @@
+"""kdreg's Alembic migrations, shipped in the wheel as ``kdreg_migrations``."""
