@@ -1,0 +1,65 @@
+"""Shared test set-up: an isolated kdreg home per test, no network, tiny models."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+SHARED_DATA = SHARED / "data"
+
+# No test may wait on a network that is not there.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(autouse=True)
+def kdreg_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own KDREG_HOME (database and cache) and no KDREG_DB/strict/allow settings."""
+    home = tmp_path_factory.mktemp("kdreg-home")
+    monkeypatch.setenv("KDREG_HOME", str(home))
+    for var in ("KDREG_DB", "KDREG_CACHE", "KDREG_STRICT_PLUGINS", "KDREG_PLUGINS_ALLOW", "KDREG_DEBUG"):
+        monkeypatch.delenv(var, raising=False)
+    from kdreg.plugins.registry import registry
+
+    registry.cache_clear()
+    return home
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved 2-layer, width-32 BERT masked LM with its tokenizer (read-only: copy before changing)."""
+    from kdreg.testing.tiny import save_tiny_bert
+
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data, or skip when this checkout has none (a user's fresh clone)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is absent")
+    return SHARED_DATA
+
+
+def run_kdreg(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+              timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the real ``kdreg`` command (``python -m kdreg``) in a subprocess."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "kdreg", *args],
+        capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout,
+    )
+
+
+@pytest.fixture
+def kdreg_cli():  # type: ignore[no-untyped-def]
+    """The real ``kdreg`` command in a subprocess: ``kdreg_cli("plugins", "--json")``."""
+    return run_kdreg
