@@ -134,6 +134,10 @@ class Plugin:
     def __init__(self, params: Any = None) -> None:
         self.params = params if params is not None else self.Params()
 
+    def check(self) -> None:
+        """Fail fast (e.g. ModelUnavailableError, DataError) before a grid writes anything; cheap."""
+        return None
+
 
 # --------------------------------------------------------------------- kinds
 class Teacher(Plugin):
