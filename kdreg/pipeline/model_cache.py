@@ -1,0 +1,77 @@
+"""The intermediate-model cache: fine-tuned teachers and students distilled in pretraining.
+
+Each model lives in ``<cache>/models/<kind>-<key>/`` where the key is the hash of the
+config that made it (see :mod:`kdreg.grid`), so every run that needs the same model
+shares it. A model is written to a temporary folder and renamed into place, under a
+file lock, so a crash never leaves a half-written model and two processes never train
+the same one at once. ``kdreg cache`` shows the size and clears it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kdreg.paths import cache_dir
+
+
+def models_dir() -> Path:
+    """Where intermediate models are kept."""
+    return cache_dir() / "models"
+
+
+def model_path(kind: str, key: str) -> Path:
+    """Folder of one cached model (it may not exist yet)."""
+    return models_dir() / f"{kind}-{key[:24]}"
+
+
+def get_or_create(kind: str, key: str, create: Callable[[Path], None]) -> tuple[Path, bool]:
+    """The cached model folder for (kind, key), calling ``create(tmp_folder)`` if it is missing.
+
+    Returns the folder and whether it was created now.
+    """
+    from filelock import FileLock
+
+    target = model_path(kind, key)
+    if (target / "kdreg-complete").exists():
+        return target, False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock", timeout=-1):
+        if (target / "kdreg-complete").exists():
+            return target, False
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+        try:
+            create(tmp)
+            (tmp / "kdreg-complete").write_text(key + "\n")
+            if target.exists():  # an incomplete leftover from a crash
+                shutil.rmtree(target)
+            tmp.rename(target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return target, True
+
+
+def save_model(folder: Path, model: Any, tokenizer: Any) -> None:
+    """Save weights (safetensors) and tokenizer with transformers' own format."""
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+
+
+def folder_size(path: Path) -> int:
+    """Bytes used under ``path``."""
+    if not path.exists():
+        return 0
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def clear() -> int:
+    """Delete every cached model; returns the bytes freed."""
+    root = models_dir()
+    size = folder_size(root)
+    if root.exists():
+        shutil.rmtree(root)
+    return size
