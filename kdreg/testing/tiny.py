@@ -43,7 +43,8 @@ def save_tiny_bert(
         vocab_path.write_text(Path(vocab_file).read_text(encoding="utf-8"), encoding="utf-8")
     else:
         vocab_path.write_text("\n".join([*SPECIAL_TOKENS, *words]) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizer(vocab_file=str(vocab_path), do_lower_case=False)
+    # transformers 5 takes the vocabulary as `vocab` (a file path or a dict), not `vocab_file`.
+    tokenizer = BertTokenizer(vocab=str(vocab_path), do_lower_case=False)
     torch.manual_seed(seed)
     config = BertConfig(
         vocab_size=len(tokenizer),
