@@ -118,11 +118,11 @@ def run(
     request = build_request({k: v or [] for k, v in options.items()}, config)
     jobs = resolve_jobs(request, registry())
     preflight(jobs)
+    if dry_run:
+        _print_plan(plan(_existing_store(db), jobs, retry_failed=retry_failed, force=force))
+        return
     store = open_store(db)
     items = plan(store, jobs, retry_failed=retry_failed, force=force)
-    if dry_run:
-        _print_plan(items)
-        return
     _quiet_libraries()
     command = "kdreg " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     to_run = sum(i.action == "run" for i in items)
@@ -141,6 +141,16 @@ def run(
             "`kdreg show RUN` gives the traceback, `--retry-failed` runs them again."
         )
         raise typer.Exit(1)
+
+
+def _existing_store(db: str | None) -> Any:
+    """The store if its database exists already (a dry run creates nothing)."""
+    from kdreg.paths import resolve_db_url
+    from kdreg.store.engine import sqlite_path
+    from kdreg.store.store import open_store
+
+    path = sqlite_path(resolve_db_url(db)[0])
+    return None if path is not None and not path.exists() else open_store(db)
 
 
 def _quiet_libraries() -> None:

@@ -87,9 +87,13 @@ def previous_statuses(store: Store, hashes: Sequence[str]) -> dict[str, str]:
     return found
 
 
-def plan(store: Store, jobs: Sequence[Job], *, retry_failed: bool = False, force: bool = False) -> list[PlanItem]:
-    """Decide for each job: skip (already succeeded, or failed without --retry-failed) or run."""
-    statuses = previous_statuses(store, [j.record.config_hash for j in jobs])
+def plan(store: Store | None, jobs: Sequence[Job], *, retry_failed: bool = False,
+         force: bool = False) -> list[PlanItem]:
+    """Decide for each job: skip (already succeeded, or failed without --retry-failed) or run.
+
+    ``store`` None (a dry run before any database exists) plans everything as new.
+    """
+    statuses = previous_statuses(store, [j.record.config_hash for j in jobs]) if store is not None else {}
     items = []
     for job in jobs:
         previous = statuses.get(job.record.config_hash)

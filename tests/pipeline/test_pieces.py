@@ -1,0 +1,89 @@
+"""Pipeline pieces checked against hand-computed values: metrics, batching, hyper-parameters, model cache."""
+
+from __future__ import annotations
+
+import random
+import threading
+from pathlib import Path
+
+import pytest
+
+from kdreg.errors import ConfigError
+from kdreg.pipeline import model_cache
+from kdreg.pipeline.data import Encoded, length_grouped_order, pad_batch
+from kdreg.pipeline.evaluate import accuracy, macro_f1
+from kdreg.pipeline.hparams import hparams_from_mapping
+from kdreg.pipeline.training import steps_for
+
+
+def test_accuracy_and_macro_f1_by_hand() -> None:
+    gold = [0, 0, 1, 1, 2, 2]
+    pred = [0, 1, 1, 1, 0, 2]
+    assert accuracy(gold, pred) == pytest.approx(4 / 6)
+    # class 0: tp 1, fp 1, fn 1 → 2/4; class 1: tp 2, fp 1, fn 0 → 4/5; class 2: tp 1, fp 0, fn 1 → 2/3
+    assert macro_f1(gold, pred, 3) == pytest.approx((0.5 + 0.8 + 2 / 3) / 3)
+    # a class absent from gold and predictions does not count
+    assert macro_f1([0, 1], [0, 1], 5) == pytest.approx(1.0)
+
+
+def test_length_grouped_batches_cover_everything_once_and_are_deterministic() -> None:
+    lengths = [random.Random(1).randint(1, 60) for _ in range(1000)]
+    a = length_grouped_order(lengths, 16, random.Random(7))
+    b = length_grouped_order(lengths, 16, random.Random(7))
+    assert a == b
+    assert sorted(i for batch in a for i in batch) == list(range(1000))
+    spread = sum(max(lengths[i] for i in batch) - min(lengths[i] for i in batch) for batch in a) / len(a)
+    assert spread < 10  # grouped: random batches of 16 would spread ~55
+    ordered = length_grouped_order(lengths, 16, None)
+    flat = [lengths[i] for batch in ordered for i in batch]
+    assert flat == sorted(flat)
+
+
+def test_pad_batch_pads_and_masks() -> None:
+    batch = pad_batch([Encoded([5, 6, 7], [0, 0, 1], 1), Encoded([5], [0], 0)], pad_id=0)
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [5, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert batch["token_type_ids"].tolist() == [[0, 0, 1], [0, 0, 0]]
+    assert batch["labels"].tolist() == [1, 0]
+
+
+def test_steps_for() -> None:
+    assert steps_for(100, 32, 3.0, 0) == 12
+    assert steps_for(100, 32, 0.5, 0) == 2
+    assert steps_for(100, 32, 3.0, 7) == 7
+
+
+def test_hparams_validation() -> None:
+    hp = hparams_from_mapping({"pretrain": {"max_steps": 10, "language_alpha": 0.3}})
+    assert hp.pretrain.max_steps == 10 and hp.pretrain.language_alpha == 0.3
+    with pytest.raises(ConfigError, match="batch_size"):
+        hparams_from_mapping({"finetune": {"batch_size": 0}})
+    with pytest.raises(ConfigError, match="max_steps > 0 or epochs > 0"):
+        hparams_from_mapping({"finetune": {"epochs": 0}})
+
+
+def test_model_cache_creates_once_and_never_leaves_half_written_models(kdreg_home: Path) -> None:
+    calls: list[int] = []
+
+    def create(folder: Path) -> None:
+        calls.append(1)
+        (folder / "weights").write_text("w")
+
+    threads = [threading.Thread(target=model_cache.get_or_create, args=("teacher", "abc", create)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    path, created = model_cache.get_or_create("teacher", "abc", create)
+    assert calls == [1] and not created and (path / "weights").read_text() == "w"
+
+    def crash(folder: Path) -> None:
+        (folder / "partial").write_text("x")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        model_cache.get_or_create("teacher", "def", crash)
+    assert not model_cache.model_path("teacher", "def").exists()
+    assert not [p for p in model_cache.models_dir().iterdir() if p.name.startswith(".")]
+    assert model_cache.folder_size(model_cache.models_dir()) > 0
+    assert model_cache.clear() > 0 and not model_cache.models_dir().exists()
