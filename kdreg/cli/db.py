@@ -5,78 +5,111 @@ from __future__ import annotations
 import typer
 
 from kdreg.cli.options import DbOption, JsonOption
-from kdreg.cli.output import console, print_json
+from kdreg.cli.output import print_json
 
 db_app = typer.Typer(help="The experiment database: path, schema revision, history, upgrade.")
 
 
 @db_app.command("path")
-def db_path(db: DbOption = None) -> None:
-    """Print the database URL (or file) kdreg uses."""
+def db_path(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Print the database file (or URL, password hidden) kdreg uses."""
     from kdreg.paths import resolve_db_url
     from kdreg.store.engine import sqlite_path
 
-    url, _ = resolve_db_url(db)
+    url, is_default = resolve_db_url(db)
     path = sqlite_path(url)
-    typer.echo(str(path) if path else url)
+    where = str(path) if path else _safe_url(url)
+    if as_json:
+        print_json({"database": where, "default": is_default, "exists": path.exists() if path else None})
+        return
+    typer.echo(where)
 
 
 @db_app.command("current")
 def db_current(db: DbOption = None, as_json: JsonOption = False) -> None:
-    """Show the database's schema revision and the newest one this kdreg knows."""
+    """Show the database's schema revision and the newest one this kdreg knows (reads only)."""
     from kdreg.paths import resolve_db_url
     from kdreg.store.engine import make_engine, sqlite_path
-    from kdreg.store.migrate import SCHEMA_HEAD, current_revision
+    from kdreg.store.migrate import SCHEMA_HEAD, schema_state
 
     url, _ = resolve_db_url(db)
     path = sqlite_path(url)
     if path is not None and not path.exists():
-        revision = None
+        revision, state = None, "not created yet"  # do not create an empty file just to look at it
     else:
         engine = make_engine(url)
         try:
-            revision = current_revision(engine)
+            revision, state = schema_state(engine)
         finally:
             engine.dispose()
-    state = "up to date" if revision == SCHEMA_HEAD else ("not created yet" if revision is None else "needs upgrade")
+    where = str(path) if path else _safe_url(url)
     if as_json:
-        print_json({"database": str(path or url), "revision": revision, "head": SCHEMA_HEAD, "state": state})
+        print_json({"database": where, "revision": revision, "head": SCHEMA_HEAD, "state": state})
         return
-    console.print(f"{path or url}: revision {revision or '-'} (head {SCHEMA_HEAD}, {state})")
+    typer.echo(f"{where}: revision {revision or '-'} (head {SCHEMA_HEAD}, {state})")
 
 
 @db_app.command("history")
-def db_history() -> None:
+def db_history(as_json: JsonOption = False) -> None:
     """List the schema revisions, newest first."""
     from alembic.script import ScriptDirectory
 
     from kdreg.store.migrate import alembic_config
 
-    for rev in ScriptDirectory.from_config(alembic_config()).walk_revisions():
-        doc = (rev.doc or "").strip().splitlines()[0] if rev.doc else ""
-        console.print(f"{rev.revision}  {doc}")
+    rows = [
+        {
+            "revision": rev.revision,
+            "down_revision": rev.down_revision,
+            "description": (rev.doc or "").strip().splitlines()[0] if rev.doc else "",
+        }
+        for rev in ScriptDirectory.from_config(alembic_config()).walk_revisions()
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        typer.echo(f"{row['revision']}  {row['description']}")
 
 
 @db_app.command("upgrade")
-def db_upgrade(db: DbOption = None) -> None:
-    """Create the database or migrate it to the newest schema (a backup is made first for SQLite)."""
-    from kdreg.errors import SchemaError
+def db_upgrade(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Create the database or migrate it to the newest schema (an SQLite file is backed up first).
+
+    This is also the explicit way to add kdreg's tables to a database other tools already use.
+    """
     from kdreg.paths import resolve_db_url
     from kdreg.store.engine import make_engine, sqlite_path
-    from kdreg.store.migrate import SCHEMA_HEAD, current_revision, ensure_schema, known_revisions
+    from kdreg.store.migrate import migrate_database
 
     url, _ = resolve_db_url(db)
     engine = make_engine(url)
     try:
-        before = current_revision(engine)
-        if before is not None and before not in known_revisions():
-            raise SchemaError(f"Schema revision {before!r} is newer than this kdreg ({SCHEMA_HEAD}); upgrade kdreg.")
-        ensure_schema(engine, auto_upgrade=True)  # backs an SQLite file up before migrating it
+        change = migrate_database(engine, auto_upgrade=True, adopt_foreign=True)
     finally:
         engine.dispose()
     path = sqlite_path(url)
-    note = " (a backup copy was written beside it)" if path and before not in (None, SCHEMA_HEAD) else ""
-    console.print(f"{path or url}: {before or 'new'} → {SCHEMA_HEAD}{note}")
+    where = str(path) if path else _safe_url(url)
+    if as_json:
+        print_json(
+            {
+                "database": where,
+                "before": change.before,
+                "revision": change.after,
+                "backup": str(change.backup) if change.backup else None,
+            }
+        )
+        return
+    if change.before == change.after:
+        typer.echo(f"{where}: already at {change.after}")
+        return
+    note = f" (backup: {change.backup})" if change.backup else ""
+    typer.echo(f"{where}: {change.before or 'new'} → {change.after}{note}")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def register(app: typer.Typer) -> None:

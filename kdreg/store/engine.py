@@ -3,6 +3,12 @@
 SQLite gets WAL (readers never block the writer), a 30 s busy timeout (parallel
 grids wait instead of failing), and foreign keys on (so deleting a run deletes its
 results). Other back-ends (PostgreSQL for teams) are used as SQLAlchemy configures them.
+
+Busy timeout and foreign keys are per-connection settings and change nothing on disk,
+so every connection gets them. WAL, by contrast, is written into the file's header:
+it is switched on by :func:`kdreg.store.migrate.ensure_schema` only once the file is
+known to be kdreg's (new, or at a known revision), so opening somebody else's SQLite
+file, a garbage file or a newer kdreg's database by mistake never modifies it.
 """
 
 from __future__ import annotations
@@ -33,11 +39,20 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA synchronous = NORMAL")
     finally:
         cursor.close()
+
+
+def enable_wal(engine: Engine) -> None:
+    """Put an SQLite file in WAL mode (persistent in the file); a no-op when it already is, or not SQLite."""
+    if sqlite_path(str(engine.url)) is None:
+        return
+    with engine.connect() as conn:
+        mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+        if str(mode).lower() != "wal":
+            conn.exec_driver_sql("PRAGMA journal_mode = WAL")
 
 
 def make_engine(url: str) -> Engine:
@@ -45,7 +60,9 @@ def make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except Exception as exc:
-        raise StoreError(f"Not a database URL: {url[:100]!r} ({exc}); write e.g. sqlite:///runs.db.") from None
+        raise StoreError(
+            f"Not a database URL: {url[:100]!r} ({exc}); write e.g. sqlite:///runs.db."
+        ) from None
     if parsed.get_backend_name() == "sqlite":
         path = sqlite_path(url)
         if path is not None:

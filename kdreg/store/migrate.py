@@ -7,28 +7,59 @@ Rules (each one a promise to the user's data):
 * a database at head is used as it is; checking costs one small query;
 * an older *default* database is upgraded automatically after a backup copy is made;
   an older database given by URL is refused with the exact command to run;
-* a newer-than-known schema, a non-empty database that is not kdreg's, or a file that
-  is not a database at all is refused and never written to;
-* creation and migration hold a file lock, so parallel processes do not race.
+* a newer-than-known schema, or a file that is not a database at all, is refused
+  and never written to (not even SQLite's WAL switch, see :mod:`kdreg.store.engine`);
+* creation and migration hold a file lock, so parallel processes do not race;
+  refusals are decided before the lock is taken, so a refused file gets no lock file
+  beside it.
+
+**Sharing a database with other tools.** kdreg's version table has its own name, so
+another Alembic user's ``alembic_version`` (or any other table) in the same database
+is never read or written. A non-empty database that has no kdreg tables yet is still
+*refused* when kdreg merely opens it (``kdreg run --db other.db``): far more often
+than not that is a typo pointing at somebody else's file, and quietly adding five
+tables to it would be the wrong surprise. Creating kdreg's tables there on purpose is
+one explicit command, ``kdreg db upgrade --db URL`` (``adopt_foreign=True``), which the
+refusal names. Even then a database that already has a table or view with one of
+kdreg's names (``runs``, ``results``, ...) is refused, because those would collide.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import shlex
 import shutil
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, inspect, text
-from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.exc import DatabaseError, OperationalError, SQLAlchemyError
 
 from kdreg.errors import SchemaError, StoreError
-from kdreg.store.engine import sqlite_path
+from kdreg.store.engine import enable_wal, sqlite_path
 
 VERSION_TABLE = "kdreg_alembic_version"
 SCHEMA_HEAD = "0002"
 """The newest revision this kdreg knows (a test checks it equals Alembic's head)."""
+
+VIEWS = ("results_flat",)
+"""Views the migrations create (tables come from the ORM metadata)."""
+
+LOCK_TIMEOUT_S = 120
+
+log = logging.getLogger("kdreg.store")
+
+
+@dataclass(frozen=True)
+class SchemaChange:
+    """What :func:`migrate_database` did: the revision before (None: new) and after, and the backup."""
+
+    before: str | None
+    after: str
+    backup: Path | None = None
 
 
 def script_location() -> str:
@@ -55,8 +86,15 @@ def known_revisions() -> list[str]:
     return [rev.revision for rev in script.walk_revisions()]
 
 
+def kdreg_object_names() -> frozenset[str]:
+    """Names of every table and view kdreg creates (including its version table)."""
+    from kdreg.store.schema import Base
+
+    return frozenset(Base.metadata.tables) | set(VIEWS) | {VERSION_TABLE}
+
+
 def current_revision(engine: Engine) -> str | None:
-    """The database's kdreg revision; None when it has no kdreg version table."""
+    """The database's kdreg revision; None when it has no kdreg version table (reads only)."""
     try:
         with engine.connect() as conn:
             if not inspect(conn).has_table(VERSION_TABLE):
@@ -64,7 +102,22 @@ def current_revision(engine: Engine) -> str | None:
             row = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).first()
             return row[0] if row else None
     except (DatabaseError, OperationalError) as exc:
-        raise StoreError(f"Cannot read the database {_label(engine)}: {_reason(exc)}.") from None
+        raise StoreError(
+            f"Cannot read the database {_label(engine)}: {_reason(exc)}; "
+            "point --db / KDREG_DB at a kdreg database or a new file."
+        ) from None
+
+
+def schema_state(engine: Engine) -> tuple[str | None, str]:
+    """The revision and a word for ``kdreg db current`` (up to date, needs upgrade, newer, ...)."""
+    revision = current_revision(engine)
+    if revision == SCHEMA_HEAD:
+        return revision, "up to date"
+    if revision is None:
+        return None, ("not a kdreg database" if _object_names(engine) else "not created yet")
+    if revision not in known_revisions():
+        return revision, "newer than this kdreg"
+    return revision, "needs upgrade"
 
 
 def _label(engine: Engine) -> str:
@@ -87,10 +140,12 @@ def _lock_path(engine: Engine) -> Path:
     return home() / "locks" / f"db-{digest}.lock"
 
 
-def _table_names(engine: Engine) -> list[str]:
+def _object_names(engine: Engine) -> set[str]:
+    """Tables and views in the database (reads only)."""
     try:
         with engine.connect() as conn:
-            return inspect(conn).get_table_names()
+            inspector = inspect(conn)
+            return set(inspector.get_table_names()) | set(inspector.get_view_names())
     except (DatabaseError, OperationalError) as exc:
         raise StoreError(
             f"{_label(engine)} is not a readable database ({_reason(exc)}); "
@@ -99,7 +154,7 @@ def _table_names(engine: Engine) -> list[str]:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Run migrations up to ``revision`` (``kdreg db upgrade``)."""
+    """Run migrations up to ``revision`` (no checks: use :func:`migrate_database`)."""
     from alembic import command
 
     with engine.begin() as conn:
@@ -107,10 +162,10 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 
 def backup_sqlite(path: Path, revision: str) -> Path:
-    """Copy an SQLite database (WAL checkpointed) beside itself before upgrading it."""
+    """Copy an SQLite database (WAL content included) beside itself before upgrading it."""
     import sqlite3
 
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
     target = path.with_name(f"{path.name}.bak-{revision}-{stamp}")
     source = sqlite3.connect(path)
     try:
@@ -126,45 +181,117 @@ def backup_sqlite(path: Path, revision: str) -> Path:
     return target
 
 
-def ensure_schema(engine: Engine, *, auto_upgrade: bool) -> str:
+def _upgrade_command(engine: Engine) -> str:
+    return f"kdreg db upgrade --db {shlex.quote(engine.url.render_as_string(hide_password=True))}"
+
+
+def _refusal(engine: Engine, revision: str | None, *, auto_upgrade: bool, adopt_foreign: bool) -> str | None:
+    """Why this database must not be touched, or None when creating/upgrading it is allowed.
+
+    Reads only, so it can run before the lock is taken (and again under it).
+    """
+    label = _label(engine)
+    if revision is None:
+        names = _object_names(engine)
+        if not names or VERSION_TABLE in names:
+            # Empty: create it. The version table without a row: another process is creating it
+            # right now (Alembic writes that table first); the lock will tell.
+            return None
+        shown = ", ".join(sorted(names)[:5]) + (", ..." if len(names) > 5 else "")
+        clash = names & kdreg_object_names()
+        if clash:
+            return (
+                f"{label} is not a kdreg database (it has {shown} but no {VERSION_TABLE}, and "
+                f"{', '.join(sorted(clash))} would collide with kdreg's); nothing was written. "
+                "Use a new file or another database."
+            )
+        if adopt_foreign:
+            return None
+        return (
+            f"{label} is not a kdreg database (it has {shown}); nothing was written. Use a new file, "
+            f"or to keep kdreg's tables in this same database run `{_upgrade_command(engine)}` once."
+        )
+    if revision not in known_revisions():
+        return (
+            f"{label} has schema revision {revision!r}, which this kdreg does not know (its newest is "
+            f"{SCHEMA_HEAD}): a newer kdreg wrote it. Upgrade kdreg (pip install -U kdreg); "
+            "the database was not touched."
+        )
+    if revision != SCHEMA_HEAD and not auto_upgrade:
+        return (
+            f"{label} is at schema revision {revision}, behind {SCHEMA_HEAD}; nothing was written. "
+            f"Back it up, then run `{_upgrade_command(engine)}`."
+        )
+    return None
+
+
+def migrate_database(
+    engine: Engine, *, auto_upgrade: bool = True, adopt_foreign: bool = False
+) -> SchemaChange:
+    """Create or upgrade ``engine``'s database to head, or raise :class:`SchemaError` touching nothing.
+
+    ``auto_upgrade``: an older revision may be upgraded (after an SQLite backup); otherwise
+    it is refused with the command to run. ``adopt_foreign``: kdreg's tables may be added to
+    a database that already holds other, non-colliding tables (see the module docstring).
+    """
+    revision = current_revision(engine)
+    if revision == SCHEMA_HEAD:
+        enable_wal(engine)
+        return SchemaChange(revision, revision)
+    reason = _refusal(engine, revision, auto_upgrade=auto_upgrade, adopt_foreign=adopt_foreign)
+    if reason:
+        raise SchemaError(reason)
+    from filelock import FileLock, Timeout
+
+    lock = _lock_path(engine)
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(lock), timeout=LOCK_TIMEOUT_S):
+            revision = current_revision(engine)  # another process may have done it meanwhile
+            if revision == SCHEMA_HEAD:
+                enable_wal(engine)
+                return SchemaChange(revision, revision)
+            reason = _refusal(engine, revision, auto_upgrade=auto_upgrade, adopt_foreign=adopt_foreign)
+            if reason:
+                raise SchemaError(reason)
+            backup = None
+            path = sqlite_path(str(engine.url))
+            if revision is not None and path is not None and path.exists():
+                backup = backup_sqlite(path, revision)
+            try:
+                enable_wal(engine)
+                upgrade(engine)
+            except SQLAlchemyError as exc:
+                kept = f"; the copy made before is {backup}" if backup else ""
+                raise StoreError(
+                    f"Migrating {_label(engine)} from {revision or 'nothing'} to {SCHEMA_HEAD} failed: "
+                    f"{_reason(exc)}{kept}."
+                ) from exc
+            return SchemaChange(revision, SCHEMA_HEAD, backup)
+    except Timeout:
+        raise StoreError(
+            f"Another process has been creating or migrating {_label(engine)} for {LOCK_TIMEOUT_S} s "
+            f"(lock {lock}); wait for it, or delete the lock file if no kdreg is running."
+        ) from None
+    except OSError as exc:
+        raise StoreError(
+            f"Cannot lock {_label(engine)} for migration ({lock}: {exc.strerror or exc})."
+        ) from None
+
+
+def ensure_schema(engine: Engine, *, auto_upgrade: bool, adopt_foreign: bool = False) -> str:
     """Make sure ``engine``'s database is usable at head; return the revision it is at.
 
     ``auto_upgrade`` is True only for kdreg's default database (which is upgraded after a
     backup); an explicit URL that is behind is refused with the command to run.
     """
-    revision = current_revision(engine)
-    if revision == SCHEMA_HEAD:
-        return revision
-    from filelock import FileLock
-
-    lock = _lock_path(engine)
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(lock), timeout=120):
-        revision = current_revision(engine)  # another process may have done it meanwhile
-        if revision == SCHEMA_HEAD:
-            return revision
-        if revision is None:
-            tables = _table_names(engine)
-            if tables:
-                raise SchemaError(
-                    f"{_label(engine)} is not a kdreg database (it has tables {', '.join(sorted(tables)[:5])} "
-                    f"but no {VERSION_TABLE}); nothing was written. Use a new file or another database."
-                )
-            upgrade(engine)
-            return SCHEMA_HEAD
-        known = known_revisions()
-        if revision not in known:
-            raise SchemaError(
-                f"{_label(engine)} has schema revision {revision!r}, newer than this kdreg knows "
-                f"({SCHEMA_HEAD}); upgrade kdreg (pip install -U kdreg). The database was not touched."
-            )
-        if not auto_upgrade:
-            raise SchemaError(
-                f"{_label(engine)} is at schema revision {revision}, behind {SCHEMA_HEAD}; back it up, then run "
-                f"`kdreg db upgrade --db '{engine.url.render_as_string(hide_password=True)}'`."
-            )
-        path = sqlite_path(str(engine.url))
-        if path is not None and path.exists():
-            backup_sqlite(path, revision)
-        upgrade(engine)
-        return SCHEMA_HEAD
+    change = migrate_database(engine, auto_upgrade=auto_upgrade, adopt_foreign=adopt_foreign)
+    if change.before is not None and change.before != change.after:
+        log.warning(
+            "kdreg: upgraded %s from schema %s to %s%s",
+            _label(engine),
+            change.before,
+            change.after,
+            f" (backup: {change.backup})" if change.backup else "",
+        )
+    return change.after
