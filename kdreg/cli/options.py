@@ -12,7 +12,8 @@ DbOption = Annotated[
     str | None,
     typer.Option(
         "--db",
-        help="SQLAlchemy URL or SQLite file of the experiment store (default: $KDREG_DB, else a file under $KDREG_HOME).",
+        help="SQLAlchemy URL or SQLite file of the experiment store "
+        "(default: $KDREG_DB, else a file under $KDREG_HOME).",
         show_default=False,
     ),
 ]

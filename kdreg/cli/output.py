@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 console = Console(highlight=False, soft_wrap=False)
@@ -23,8 +24,8 @@ FORMATS = ("table", "json", "csv", "markdown")
 
 
 def print_error(message: str) -> None:
-    """One red line on stderr."""
-    err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+    """One red line on stderr (the message is text, never markup: '[/x]' in a path stays as it is)."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False, soft_wrap=True)
 
 
 def _cell(value: Any) -> str:
@@ -44,7 +45,7 @@ def render_rows(
 ) -> None:
     """Print ``rows`` (dicts keyed by ``columns``) in the chosen format."""
     if fmt == "json":
-        sys.stdout.write(json.dumps([{c: r.get(c) for c in columns} for r in rows], indent=2, default=str) + "\n")
+        print_json([{c: r.get(c) for c in columns} for r in rows])
     elif fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
@@ -62,7 +63,7 @@ def render_rows(
         for c in columns:
             table.add_column(c, overflow="fold")
         for r in rows:
-            table.add_row(*(_cell(r.get(c)) for c in columns))
+            table.add_row(*(escape(_cell(r.get(c))) for c in columns))
         console.print(table)
 
 

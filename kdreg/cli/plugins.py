@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from kdreg.cli.options import JsonOption
 from kdreg.cli.output import console, print_json, render_rows
@@ -12,7 +13,8 @@ from kdreg.cli.output import console, print_json, render_rows
 plugins_app = typer.Typer(help="List and inspect teacher, student, loss, benchmark and corpus plugins.")
 
 KindOption = Annotated[
-    str | None, typer.Option("--kind", "-k", help="Only this kind: teacher, student, loss, benchmark, corpus.")
+    str | None,
+    typer.Option("--kind", "-k", help="Only this kind: teacher, student, loss, benchmark, corpus."),
 ]
 
 
@@ -50,7 +52,7 @@ def list_plugins(
             "version": e.version,
             "summary": e.summary(),
             "status": e.status,
-            "error": e.error,
+            "error": e.conflict or e.error,
         }
         for e in reg.entries(kind)
     ]
@@ -59,15 +61,24 @@ def list_plugins(
         return
     render_rows(rows, ["kind", "name", "distribution", "version", "status", "summary"], title="kdreg plugins")
     for e in reg.entries(kind):
-        if e.error:
-            console.print(f"[red]broken[/] {e.kind} {e.name!r} ({e.distribution} {e.version}): {e.error}")
+        if e.error and not e.conflict:
+            console.print(
+                f"[red]broken[/] {escape(f'{e.kind} {e.name!r} ({e.distribution} {e.version}): {e.error}')}",
+                soft_wrap=True,
+            )
     for message in reg.duplicates:
-        console.print(f"[red]duplicate[/] {message}")
+        if kind is None or message.startswith(f"{kind} plugin "):
+            console.print(f"[red]duplicate[/] {escape(message)}", soft_wrap=True)
 
 
 @plugins_app.command("show")
 def show_plugin(
-    name: Annotated[str, typer.Argument(help="Plugin name, or KIND/NAME when several kinds share it.")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="Plugin name, KIND/NAME when several kinds share it, or NAME:key=value to check parameters."
+        ),
+    ],
     as_json: JsonOption = False,
 ) -> None:
     """A plugin's summary and its parameters with types, defaults and help."""
@@ -78,14 +89,21 @@ def show_plugin(
         print_json(info)
         return
     for item in info:
+        origin = f"{item['distribution']} {item['version']} ({item['entry_point']})"
         console.print(
-            f"[bold]{item['kind']} {item['name']}[/] — {item['summary']}\n"
-            f"  from {item['distribution']} {item['version']} ({item['entry_point']})"
+            f"[bold]{escape(item['kind'])} {escape(item['name'])}[/] — {escape(item['summary'])}\n"
+            f"  from {escape(origin)}",
+            soft_wrap=True,
         )
-        if item["params"]:
-            render_rows(item["params"], ["parameter", "type", "default", "help"])
+        if item.get("error"):
+            console.print(f"  [red]{item['status']}[/]: {escape(item['error'])}", soft_wrap=True)
+        elif item["params"]:
+            shown = [{**p, "default": "None" if p["default"] is None else p["default"]} for p in item["params"]]
+            render_rows(shown, ["parameter", "type", "default", "help"])
         else:
             console.print("  no parameters")
+        if "spec" in item:
+            console.print(f"  canonical spec: {escape(item['spec'])}", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -25,6 +25,8 @@ from kdreg.errors import ParameterError
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _WEIGHT = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*\*\s*(.+)$")
+# '+' joins loss terms, except inside a number's exponent (``kl:scale=1e+3``, ``1e+0*kl``).
+_TERM_SEPARATOR = re.compile(r"(?<![0-9][eE])\+|(?<=[0-9][eE])\+(?![0-9])")
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,8 @@ def parse_spec(text: str) -> PluginSpec:
             key = key.strip()
             if not eq or not _KEY.match(key):
                 raise ParameterError(
-                    f"Malformed parameter {item.strip()[:60]!r} in {text[:80]!r}; write {name}:key=value,key=value."
+                    f"Malformed parameter {item.strip()[:60]!r} in {text[:80]!r}; "
+                    f"write {name}:key=value,key=value."
                 )
             if key in seen:
                 raise ParameterError(f"Parameter {key!r} given twice in {text[:80]!r}.")
@@ -82,7 +85,7 @@ def parse_spec(text: str) -> PluginSpec:
 def parse_loss_combination(text: str) -> list[WeightedSpec]:
     """Parse ``kl`` or ``kl+0.5*hidden:layers=2`` into weighted terms (weights default to 1)."""
     terms: list[WeightedSpec] = []
-    for part in text.split("+"):
+    for part in _TERM_SEPARATOR.split(text):
         if not part.strip():
             raise ParameterError(f"Empty term in loss combination {text[:80]!r}; write e.g. kl+0.5*hidden.")
         match = _WEIGHT.match(part)
@@ -98,6 +101,8 @@ def _type_name(tp: Any) -> str:
         return " | ".join(repr(a) for a in get_args(tp))
     if origin in (Union, types.UnionType):
         return " | ".join(_type_name(a) for a in get_args(tp))
+    if tp is type(None):
+        return "None"
     return getattr(tp, "__name__", str(tp))
 
 
@@ -146,7 +151,13 @@ def param_fields(params_cls: type) -> list[tuple[dataclasses.Field[Any], Any]]:
     """The declared fields of a ``Params`` dataclass with their resolved types."""
     if not dataclasses.is_dataclass(params_cls):
         raise ParameterError(f"{params_cls!r} is not a dataclass; a plugin's Params must be one.")
-    hints = typing.get_type_hints(params_cls)
+    try:
+        hints = typing.get_type_hints(params_cls)
+    except Exception as exc:  # a forward reference the plugin's module cannot resolve
+        raise ParameterError(
+            f"Cannot read the parameter types of {params_cls.__qualname__} ({type(exc).__name__}: {exc}); "
+            "the plugin's Params annotations must name importable types."
+        ) from None
     return [(f, hints.get(f.name, str)) for f in dataclasses.fields(params_cls) if f.init]
 
 

@@ -10,14 +10,22 @@ to import):
   ``kdreg plugins``, and every other plugin keeps working
   (``KDREG_STRICT_PLUGINS=1`` turns such failures into errors);
 * ``KDREG_PLUGINS_ALLOW=dist-a,dist-b`` limits which distributions are loaded at all;
-* the same kind and name from two distributions is an error naming both;
+* the same kind and name from two distributions is an error naming both (when that
+  plugin is used, and as its status in ``kdreg plugins``);
 * a loaded object is checked against its kind's contract (:mod:`kdreg.plugins.spec`).
+
+A plugin's import is isolated as far as Python allows: any exception, ``SystemExit``
+included, marks that plugin broken instead of ending the command, and whatever it
+prints goes to stderr, so ``kdreg plugins --json`` stays parseable.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import difflib
 import os
+import sys
 import traceback
 from dataclasses import dataclass, field
 from functools import cache
@@ -28,6 +36,7 @@ from kdreg.errors import (
     ContractError,
     DuplicatePluginError,
     ParameterError,
+    PluginError,
     PluginLoadError,
     UnknownPluginError,
 )
@@ -51,26 +60,34 @@ class PluginEntry:
     _loaded: Any = field(default=None, repr=False)
     error: str | None = None
     error_traceback: str | None = field(default=None, repr=False)
+    conflict: str | None = None
+    """Set when another distribution registers the same kind and name (the message names both)."""
 
     @property
     def status(self) -> str:
-        """'ok', 'broken' (failed to import or breaks the contract) or 'not loaded'."""
+        """'ok', 'broken' (fails to import or breaks the contract), 'duplicate' or 'not loaded'."""
+        if self.conflict:
+            return "duplicate"
         if self.error:
             return "broken"
         return "ok" if self._loaded is not None else "not loaded"
 
     def load(self) -> type:
         """Import the plugin's class and check it against the contract (cached)."""
+        if self.conflict:
+            raise DuplicatePluginError(self.conflict)
         if self._loaded is not None:
             return self._loaded
         if self.error:
             raise PluginLoadError(self._failure_message())
         try:
-            obj = self._entry_point.load()
-        except BaseException as exc:  # a plugin's import may raise anything; isolate it
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            with contextlib.redirect_stdout(sys.stderr):
+                obj = self._entry_point.load()
+        except BaseException as exc:  # a plugin's import may raise anything, even SystemExit; isolate it
+            if isinstance(exc, KeyboardInterrupt):
                 raise
-            self.error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+            detail = f"{type(exc).__name__}: {exc}".strip().splitlines()
+            self.error = (detail[0] if detail else type(exc).__name__)[:300]
             self.error_traceback = traceback.format_exc()
             raise PluginLoadError(self._failure_message()) from exc
         problems = contract_problems(self.kind, obj)
@@ -113,8 +130,6 @@ def contract_problems(kind: str, obj: Any) -> list[str]:
         elif callable(getattr(base, member, None)) and not callable(value):
             problems.append(f"member '{member}' must be a method")
     params_cls = getattr(obj, "Params", contract.NoParams)
-    import dataclasses
-
     if not (isinstance(params_cls, type) and dataclasses.is_dataclass(params_cls)):
         problems.append("member 'Params' must be a dataclass")
     if kind == "loss":
@@ -160,11 +175,13 @@ class Registry:
                 if existing is not None:
                     if _normalize_dist(existing.distribution) == _normalize_dist(dist_name):
                         continue  # the same distribution seen twice on sys.path
-                    self._duplicates.append(
+                    message = (
                         f"{kind} plugin {ep.name!r} is registered by both {existing.distribution} "
                         f"{existing.version} ({existing.value}) and {dist_name} {version} ({ep.value}); "
                         f"uninstall one, or limit loading with {ALLOW_ENV}."
                     )
+                    self._duplicates.append(message)
+                    existing.conflict = existing.conflict or message
                     continue
                 self._by_kind[kind][ep.name] = entry
 
@@ -180,12 +197,11 @@ class Registry:
         return list(self._duplicates)
 
     def entry(self, kind: str, name: str) -> PluginEntry:
-        """The entry for ``kind``/``name``; unknown names suggest close matches."""
-        for message in self._duplicates:
-            if message.startswith(f"{kind} plugin {name!r} "):
-                raise DuplicatePluginError(message)
+        """The entry for ``kind``/``name``; unknown names suggest close matches, duplicates raise."""
         entries = self._by_kind[kind]
         if name in entries:
+            if entries[name].conflict:
+                raise DuplicatePluginError(entries[name].conflict)
             return entries[name]
         close = difflib.get_close_matches(name, list(entries), n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
@@ -198,7 +214,7 @@ class Registry:
         for entry in self.entries():
             try:
                 entry.load()
-            except (PluginLoadError, ContractError):
+            except PluginError:
                 if strict():
                     raise
         return self.entries()
@@ -218,9 +234,10 @@ class Registry:
         params = build_params(parsed.name, params_cls, parsed.raw)
         try:
             defaults = params_cls()
-        except TypeError:  # some fields are required
+        except (TypeError, ValueError):  # some fields are required (or the plugin checks them)
             defaults = None
-        return ResolvedPlugin(entry=entry, cls=cls, params=params, spec=canonical_spec(parsed.name, params, defaults))
+        spec = canonical_spec(parsed.name, params, defaults)
+        return ResolvedPlugin(entry=entry, cls=cls, params=params, spec=spec)
 
 
 @dataclass
@@ -244,7 +261,9 @@ class ResolvedPlugin:
         except ParameterError:
             raise
         except (ValueError, TypeError) as exc:
-            raise ParameterError(f"{self.entry.kind} plugin {self.spec!r} rejected its parameters: {exc}") from exc
+            raise ParameterError(
+                f"{self.entry.kind} plugin {self.spec!r} rejected its parameters: {exc}"
+            ) from exc
 
     def identity(self) -> dict[str, Any]:
         """What identifies this plugin in a run's canonical config: name, parameters, code version."""

@@ -164,8 +164,10 @@ class Loss(Plugin):
     uses_teacher: ClassVar[bool] = True
     """False for hard-label losses, so no teacher forward pass is spent on them."""
 
-    def prepare(self, teacher: ModelGeometry | None, student: ModelGeometry, stage: str) -> torch.nn.Module | None:
-        """Check the pair fits (raise IncompatiblePluginsError) and return trainable parts, e.g. a projection."""
+    def prepare(
+        self, teacher: ModelGeometry | None, student: ModelGeometry, stage: str
+    ) -> torch.nn.Module | None:
+        """Check the pair fits (raise IncompatiblePluginsError); return trainable parts, e.g. a projection."""
         return None
 
     def compute(self, student: ModelOutputs, teacher: ModelOutputs | None, batch: LossBatch) -> torch.Tensor:
