@@ -167,7 +167,9 @@ class Store:
             run.status, run.finished_at, run.heartbeat_at = status, now, now
             run.error, run.traceback = error, traceback
             if run.started_at is not None:
-                started = run.started_at if run.started_at.tzinfo else run.started_at.replace(tzinfo=now.tzinfo)
+                started = run.started_at
+                if started.tzinfo is None:  # SQLite hands back naive datetimes (stored as UTC)
+                    started = started.replace(tzinfo=now.tzinfo)
                 run.duration_s = (now - started).total_seconds()
 
     # ------------------------------------------------------------- reads
@@ -181,7 +183,9 @@ class Store:
             if run is None and len(text) >= 6 and all(c in "0123456789abcdef" for c in text.lower()):
                 matches = s.scalars(select(Run).where(Run.config_hash.startswith(text.lower()))).all()
                 if len(matches) > 1:
-                    raise RunNotFoundError(f"Hash prefix {text!r} matches {len(matches)} runs; give more characters.")
+                    raise RunNotFoundError(
+                        f"Hash prefix {text!r} matches {len(matches)} runs; give more characters."
+                    )
                 run = matches[0] if matches else None
             if run is None:
                 raise RunNotFoundError(f"No run {text[:70]!r}; `kdreg query` lists runs with their ids.")
