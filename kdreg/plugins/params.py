@@ -189,7 +189,7 @@ def build_params(plugin_name: str, params_cls: type, raw: tuple[tuple[str, str],
     if missing:
         raise ParameterError(
             f"Plugin {plugin_name!r} needs {', '.join(missing)}; write {plugin_name}:"
-            + ",".join(f"{m}=..." for m in missing)
+            + ",".join(f"{m}=<value>" for m in missing)
             + "."
         )
     try:
