@@ -14,6 +14,7 @@ column, a ragged row, a label the source language does not have.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -123,7 +124,8 @@ def read_rows(path: Path, columns: Columns) -> list[Row]:
 
 
 def _read_delimited(path: Path, text: str, columns: Columns, fmt: str) -> list[Row]:
-    lines = text.splitlines()
+    # Only \n / \r\n end a row: str.splitlines() would also split texts at U+2028, U+0085, ...
+    lines = io.StringIO(text, newline="")
     if fmt == "tsv":
         reader = csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
     else:
@@ -157,7 +159,7 @@ def _read_delimited(path: Path, text: str, columns: Columns, fmt: str) -> list[R
 
 def _read_jsonl(path: Path, text: str, columns: Columns) -> list[Row]:
     rows: list[Row] = []
-    for line_number, line in enumerate(text.splitlines(), start=1):
+    for line_number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:

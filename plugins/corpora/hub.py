@@ -90,7 +90,7 @@ class HubCorpus(Corpus):
                     line = line.strip()
                     if line and len(line) >= min_chars:
                         yield line
-        except (ConnectionError, OSError) as exc:  # the stream can fail mid-way too
+        except Exception as exc:  # the stream can fail mid-way too (network, corrupt file)
             raise hub_error(
                 exc, dataset=dataset, config=config, plugin=self.plugin_name, local=path, streaming=True
             ) from exc

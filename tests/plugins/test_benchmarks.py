@@ -248,6 +248,20 @@ def test_sib200_reads_the_shared_copy(shared_data: Path) -> None:
     assert normal == {"eng_Latn": "en", "zho_Hans": "zh", "arb_Arab": "ar", "swh_Latn": "sw"}
 
 
+def test_sib200_subsets_are_deterministic_and_stay_parallel(shared_data: Path) -> None:
+    from kdreg_plugins.benchmarks.sib200 import SIB200
+
+    params = SIB200.Params(path=shared_data / "sib200", languages="yor_Latn", max_train_examples=50,
+                           max_eval_examples=20, seed=3)  # fmt: skip
+    bench, again = SIB200(params), SIB200(params)
+    assert sib_split_sizes(bench, "eng_Latn") == sib_split_sizes(bench, "yor_Latn") == (50, 20, 20)
+    assert bench.examples("eng_Latn", "train") == again.examples("eng_Latn", "train")
+    for split in ("validation", "test"):
+        assert [e.label for e in bench.examples("eng_Latn", split)] == [
+            e.label for e in bench.examples("yor_Latn", split)
+        ]
+
+
 def test_files_reads_the_shared_sib200_copy_like_sib200(shared_data: Path) -> None:
     from kdreg.plugins.registry import registry
 
@@ -330,11 +344,14 @@ def build(kind: str, root: Path, **extra: str) -> Any:
 
 @pytest.mark.parametrize("kind", ["files", "sib200"])
 def test_a_valid_folder_loads(kind: str, tmp_path: Path) -> None:
-    bench = build(kind, make_folder(tmp_path / "data"))
+    root = make_folder(tmp_path / "data")
+    with (root / "deu_Latn" / "test.tsv").open("a", encoding="utf-8", newline="") as handle:
+        handle.write("1\tsports\tzwei\u2028Zeilen, CRLF\r\n")  # a line separator inside a text
+    bench = build(kind, root)
     everything(bench)
-    assert (
-        bench.examples("deu_Latn", "train")[0].text == 'deu_Latn "quoted" text 0'
-    )  # quotes kept (no quoting)
+    train, test = bench.examples("deu_Latn", "train"), bench.examples("deu_Latn", "test")
+    assert train[0].text == 'deu_Latn "quoted" text 0'  # quotes kept: TSV is read without quoting
+    assert [e.text for e in test] == ['deu_Latn "quoted" text 0', "zwei\u2028Zeilen, CRLF"]
 
 
 CASES = {
