@@ -53,6 +53,7 @@ def list_plugins(
             "summary": e.summary(),
             "status": e.status,
             "error": e.conflict or e.error,
+            "heavy_imports": list(e.heavy_imports),
         }
         for e in reg.entries(kind)
     ]
@@ -64,6 +65,13 @@ def list_plugins(
         if e.error and not e.conflict:
             console.print(
                 f"[red]broken[/] {escape(f'{e.kind} {e.name!r} ({e.distribution} {e.version}): {e.error}')}",
+                soft_wrap=True,
+            )
+    for e in reg.entries(kind):
+        if e.heavy_imports:
+            console.print(
+                f"[yellow]slow[/] {escape(f'{e.kind} {e.name!r} ({e.value})')} imports "
+                f"{', '.join(e.heavy_imports)} when loaded; import them inside functions instead.",
                 soft_wrap=True,
             )
     for message in reg.duplicates:
@@ -98,7 +106,8 @@ def show_plugin(
         if item.get("error"):
             console.print(f"  [red]{item['status']}[/]: {escape(item['error'])}", soft_wrap=True)
         elif item["params"]:
-            shown = [{**p, "default": "None" if p["default"] is None else p["default"]} for p in item["params"]]
+            shown = [{**p, "default": "None" if p["default"] is None else p["default"]}
+                     for p in item["params"]]
             render_rows(shown, ["parameter", "type", "default", "help"])
         else:
             console.print("  no parameters")

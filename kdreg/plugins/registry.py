@@ -16,7 +16,9 @@ to import):
 
 A plugin's import is isolated as far as Python allows: any exception, ``SystemExit``
 included, marks that plugin broken instead of ending the command, and whatever it
-prints goes to stderr, so ``kdreg plugins --json`` stays parseable.
+prints goes to stderr, so ``kdreg plugins --json`` stays parseable. A plugin whose
+module imports torch, transformers or datasets at import time still works, but is
+flagged (``heavy_imports``), because it makes every light command slow.
 """
 
 from __future__ import annotations
@@ -45,6 +47,12 @@ from kdreg.plugins.params import PluginSpec, build_params, canonical_spec, param
 
 STRICT_ENV = "KDREG_STRICT_PLUGINS"
 ALLOW_ENV = "KDREG_PLUGINS_ALLOW"
+HEAVY_MODULES = ("torch", "transformers", "datasets")
+"""Libraries a plugin module should import inside the functions that need them, not at import time."""
+
+
+def _heavy_loaded() -> set[str]:
+    return {name for name in HEAVY_MODULES if name in sys.modules}
 
 
 @dataclass
@@ -62,6 +70,8 @@ class PluginEntry:
     error_traceback: str | None = field(default=None, repr=False)
     conflict: str | None = None
     """Set when another distribution registers the same kind and name (the message names both)."""
+    heavy_imports: tuple[str, ...] = ()
+    """Heavy libraries that importing this plugin's module brought in (see HEAVY_MODULES)."""
 
     @property
     def status(self) -> str:
@@ -80,6 +90,7 @@ class PluginEntry:
             return self._loaded
         if self.error:
             raise PluginLoadError(self._failure_message())
+        heavy_before = _heavy_loaded()
         try:
             with contextlib.redirect_stdout(sys.stderr):
                 obj = self._entry_point.load()
@@ -90,6 +101,7 @@ class PluginEntry:
             self.error = (detail[0] if detail else type(exc).__name__)[:300]
             self.error_traceback = traceback.format_exc()
             raise PluginLoadError(self._failure_message()) from exc
+        self.heavy_imports = tuple(sorted(_heavy_loaded() - heavy_before))
         problems = contract_problems(self.kind, obj)
         if problems:
             self.error = "does not satisfy the contract: " + "; ".join(problems)
