@@ -1,0 +1,201 @@
+"""`kdreg run` end to end on a tiny saved teacher, a tiny benchmark and corpus written to disk.
+
+Everything is real: the built-in `hf` teacher loads by path through from_pretrained, the
+students are built from it, the `files` benchmark and `text` corpus read the files the
+test writes, training steps run, and every result lands in an SQLite file.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from kdreg.cli.main import app
+from kdreg.pipeline import model_cache
+
+LANGUAGES = ("en", "de", "fr")
+GRID = """
+[teacher_finetune]
+max_steps = 6
+batch_size = 8
+max_length = 24
+learning_rate = 1e-3
+[finetune]
+max_steps = 6
+batch_size = 8
+max_length = 24
+learning_rate = 1e-3
+[pretrain]
+max_steps = 4
+batch_size = 8
+max_length = 24
+"""
+
+
+def _write_benchmark(root: Path) -> Path:
+    """A two-topic task: topic 0 uses words w0–w29, topic 1 words w30–w59 (every language alike)."""
+    rng = random.Random(0)
+    for language in LANGUAGES:
+        for split, n in (("train", 48 if language == "en" else 0), ("dev", 16), ("test", 16)):
+            if n == 0:
+                continue
+            folder = root / language
+            folder.mkdir(parents=True, exist_ok=True)
+            rows = ["text\tlabel"]
+            for _ in range(n):
+                topic = rng.randint(0, 1)
+                words = " ".join(f"w{rng.randint(0, 29) + 30 * topic}" for _ in range(rng.randint(3, 9)))
+                rows.append(f"{words}\t{'sports' if topic else 'health'}")
+            (folder / f"{split}.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return root
+
+
+def _write_corpus(root: Path) -> Path:
+    rng = random.Random(1)
+    root.mkdir(parents=True, exist_ok=True)
+    for language, n in (("en", 200), ("de", 80)):
+        lines = [" ".join(f"w{rng.randint(0, 59)}" for _ in range(rng.randint(4, 12))) for _ in range(n)]
+        (root / f"{language}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("world")
+    (root / "grid.toml").write_text(GRID)
+    return {
+        "teacher": f"hf:path={tiny_bert}",
+        "benchmark": f"files:path={_write_benchmark(root / 'bench')},source=en",
+        "corpus": f"text:path={_write_corpus(root / 'corpus')}",
+        "grid": str(root / "grid.toml"),
+    }
+
+
+def _rows(db: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def _invoke(*args: str):  # type: ignore[no-untyped-def]
+    result = CliRunner().invoke(app, list(args))
+    return result
+
+
+def test_every_stage_end_to_end(world: dict[str, str], kdreg_home: Path) -> None:
+    result = _invoke("run", "--teacher", world["teacher"], "--student", "layers:k=1", "--loss", "kl",
+                     "--benchmark", world["benchmark"], "--corpus", world["corpus"],
+                     "--stage", "none,finetune,pretrain,both", "--seed", "0", "--config", world["grid"])
+    assert result.exit_code == 0, result.output
+    db = kdreg_home / "kdreg.db"
+    runs = dict(_rows(db, "SELECT stage, status FROM runs"))
+    assert runs == {"teacher": "succeeded", "none": "succeeded", "finetune": "succeeded",
+                    "pretrain": "succeeded", "both": "succeeded"}
+    # every language × evaluation split × metric, the source flagged
+    per_run = _rows(db, "SELECT run_id, COUNT(*), SUM(is_source) FROM results GROUP BY run_id")
+    assert len(per_run) == 5 and all(count == 3 * 2 * 2 and source == 4 for _, count, source in per_run)
+    langs = {row[0] for row in _rows(db, "SELECT DISTINCT lang FROM results")}
+    assert langs == set(LANGUAGES)
+    values = [v for (v,) in _rows(db, "SELECT value FROM results")]
+    assert all(0.0 <= v <= 1.0 for v in values)
+    phases = set(_rows(db, "SELECT r.stage, c.phase FROM curves c JOIN runs r ON r.id = c.run_id"))
+    assert {("teacher", "teacher_finetune"), ("none", "finetune"), ("finetune", "finetune_kd"),
+            ("pretrain", "pretrain_kd"), ("pretrain", "finetune"), ("both", "finetune_kd")} <= phases
+    # the fine-tuned teacher was trained once and the distilled student is shared by pretrain and both
+    cached = sorted(p.name.split("-")[0] for p in model_cache.models_dir().iterdir() if p.is_dir())
+    assert cached == ["student", "teacher"]
+    assert result.output.count("fine-tuning teacher") == 1
+    env = _rows(db, "SELECT environment FROM runs WHERE stage = 'both'")[0][0]
+    assert '"torch"' in env and '"distribution": "kdreg"' in env
+    # the summary table of this grid
+    assert "test accuracy per language" in result.output
+
+
+def test_failing_combination_is_stored_and_retried_only_on_request(world: dict[str, str], kdreg_home: Path) -> None:
+    args = ["run", "--teacher", world["teacher"], "--student", "layers:k=1",
+            "--student", "small:layers=1,hidden=16,heads=2,intermediate=32", "--loss", "kl,mse,cosine",
+            "--benchmark", world["benchmark"], "--stage", "none,finetune", "--config", world["grid"]]
+    first = _invoke(*args)
+    db = kdreg_home / "kdreg.db"
+    statuses = _rows(db, "SELECT student_spec, loss, status, error, traceback FROM runs ORDER BY id")
+    assert len(statuses) == 9
+    failed = [row for row in statuses if row[2] == "failed"]
+    assert [(s, loss) for s, loss, *_ in failed] == [("small:heads=2,hidden=16,intermediate=32,layers=1", "cosine")]
+    assert "IncompatiblePluginsError" in failed[0][3] and "Traceback" in failed[0][4]
+    assert sum(row[2] == "succeeded" for row in statuses) == 8
+    assert first.exit_code == 1  # the grid went on, but says that something failed
+
+    again = _invoke(*args)
+    assert "0 to run" in again.output
+    assert _rows(db, "SELECT COUNT(*) FROM runs")[0][0] == 9
+
+    retry = _invoke(*args, "--retry-failed")
+    assert "1 to run" in retry.output
+    started = _rows(db, "SELECT COUNT(*) FROM runs WHERE started_at IS NOT NULL")[0][0]
+    assert started == 9
+    dry = _invoke(*args, "--dry-run")
+    assert dry.exit_code == 0 and "8 skipped" not in dry.output and "0 to run, 9 skipped" in dry.output
+
+
+def test_same_config_gives_the_same_numbers(world: dict[str, str], kdreg_home: Path) -> None:
+    args = ["run", "--teacher", world["teacher"], "--student", "layers:k=1", "--loss", "kl",
+            "--benchmark", world["benchmark"], "--stage", "finetune", "--config", world["grid"]]
+    assert _invoke(*args).exit_code == 0
+    db = kdreg_home / "kdreg.db"
+    first = _rows(db, "SELECT run_id, language, split, metric, value FROM results ORDER BY 1, 2, 3, 4")
+    model_cache.clear()  # the teacher is fine-tuned again from scratch, too
+    assert _invoke(*args, "--force").exit_code == 0
+    second = _rows(db, "SELECT run_id, language, split, metric, value FROM results ORDER BY 1, 2, 3, 4")
+    assert first == second
+
+
+def test_dry_run_writes_nothing(world: dict[str, str], kdreg_home: Path) -> None:
+    result = _invoke("run", "--teacher", world["teacher"], "--student", "layers:k=1", "--benchmark",
+                     world["benchmark"], "--corpus", world["corpus"], "--config", world["grid"], "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "new" in result.output and "5 to run" in result.output
+    assert not (kdreg_home / "kdreg.db").exists()
+
+
+def test_offline_hub_model_is_one_line_and_writes_nothing(world: dict[str, str], kdreg_home: Path,
+                                                          tmp_path: Path, kdreg_cli) -> None:  # type: ignore[no-untyped-def]
+    proc = kdreg_cli("run", "--teacher", "mbert", "--benchmark", world["benchmark"], "--stage", "none",
+                     env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "hf:path=" in lines[0], proc.stderr
+    assert not (kdreg_home / "kdreg.db").exists()
+
+
+def test_ctrl_c_marks_the_run_interrupted_and_keeps_what_was_stored(world: dict[str, str], kdreg_home: Path,
+                                                                    tmp_path: Path) -> None:
+    slow = tmp_path / "slow.toml"
+    slow.write_text(GRID.replace("[finetune]\nmax_steps = 6", "[finetune]\nmax_steps = 100000"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kdreg", "run", "--teacher", world["teacher"], "--student", "layers:k=1",
+         "--benchmark", world["benchmark"], "--stage", "none", "--config", str(slow)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    db = kdreg_home / "kdreg.db"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        time.sleep(0.3)
+        try:
+            if _rows(db, "SELECT COUNT(*) FROM runs WHERE stage = 'none' AND status = 'running'")[0][0]:
+                break
+        except sqlite3.Error:
+            continue
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 1, stderr
+    assert "interrupted" in stderr.lower()
+    assert dict(_rows(db, "SELECT stage, status FROM runs")) == {"teacher": "succeeded", "none": "interrupted"}
+    assert _rows(db, "SELECT COUNT(*) FROM results r JOIN runs u ON u.id = r.run_id WHERE u.stage = 'teacher'")[0][0] > 0
