@@ -348,3 +348,18 @@ def test_a_class_with_every_member_needs_no_base_class(module_factory: ModuleFac
     module = __import__(mod)
     assert contract_problems("loss", module.Plain) == []
     assert contract_problems("teacher", module.Plain) == ["missing member 'load'"]
+
+
+def test_heavy_imports_at_module_level_are_flagged(
+    module_factory: ModuleFactory, installed: Installer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    heavy = module_factory("WEIGHT = 'imagine torch here'\n")
+    eager = module_factory(f"import {heavy}\n" + GOOD_MODULE)
+    lazy = module_factory(GOOD_MODULE)
+    monkeypatch.setattr(registry_module, "HEAVY_MODULES", (heavy,))
+    losses = {"eager": f"{eager}:MSE", "lazy": f"{lazy}:MSE"}
+    installed(FakeDistribution("kdreg-h", "1.0", {"kdreg.losses": losses}))
+    entries = {e.name: e for e in Registry().load_all()}
+    assert entries["eager"].heavy_imports == (heavy,)
+    assert entries["eager"].status == "ok"  # flagged, not broken
+    assert entries["lazy"].heavy_imports == ()
