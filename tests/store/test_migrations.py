@@ -18,7 +18,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
+from typer.testing import CliRunner
 
+from kdreg.cli.main import app
 from kdreg.errors import SchemaError, StoreError
 from kdreg.store.engine import make_engine
 from kdreg.store.migrate import (
@@ -54,7 +56,14 @@ def rows(path: Path, sql: str) -> list[tuple[object, ...]]:
 
 
 def kdreg(*args: str) -> subprocess.CompletedProcess[str]:
+    """The real command in a subprocess."""
     return subprocess.run([sys.executable, "-m", "kdreg", *args], capture_output=True, text=True, timeout=120)
+
+
+def kdreg_here(*args: str) -> subprocess.CompletedProcess[str]:
+    """The same command in this process (Typer's CliRunner): no interpreter start-up."""
+    result = CliRunner().invoke(app, list(args))
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
 
 
 def test_schema_head_is_alembics_head() -> None:
@@ -158,7 +167,7 @@ def test_newer_revision_is_refused_and_untouched(kdreg_home: Path, tmp_path: Pat
     assert "revision 'ffff', which this kdreg does not know" in str(info.value)
     assert "the database was not touched" in str(info.value)
 
-    done = kdreg("db", "upgrade", "--db", str(target))
+    done = kdreg_here("db", "upgrade", "--db", str(target))
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: ")
     assert "'ffff'" in done.stderr
@@ -174,7 +183,7 @@ def test_garbage_file_is_refused_and_untouched(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="file is not a database"):
         Store(str(target))
     for args in (("db", "upgrade", "--db", str(target)), ("db", "current", "--db", str(target))):
-        done = kdreg(*args)
+        done = kdreg_here(*args)
         assert done.returncode == 1, done.stdout
         assert done.stderr.splitlines() == [
             f"error: Cannot read the database {target}: file is not a database; "
@@ -205,7 +214,7 @@ def test_other_tools_database_is_refused_when_opened_and_adopted_on_request(tmp_
     assert checksum(target) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db"]
 
-    done = kdreg("db", "upgrade", "--db", str(target))  # the explicit way to share the database
+    done = kdreg_here("db", "upgrade", "--db", str(target))  # the explicit way to share the database
     assert done.returncode == 0, done.stderr
     assert rows(target, "SELECT version_num FROM alembic_version") == [("abc123",)]
     assert rows(target, "SELECT name FROM widgets") == [("sprocket",)]
@@ -272,7 +281,7 @@ def test_another_alembic_user_in_the_same_database_does_not_collide(tmp_path: Pa
     store = Store(url)  # kdreg still sees its own database at head
     assert store.revision == SCHEMA_HEAD
     store.close()
-    done = kdreg("db", "upgrade", "--db", url)
+    done = kdreg_here("db", "upgrade", "--db", url)
     assert done.returncode == 0, done.stderr
     assert "already at" in done.stdout
     assert rows(target, "SELECT version_num FROM alembic_version") == [("w1",)]
