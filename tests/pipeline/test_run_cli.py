@@ -131,6 +131,9 @@ def test_failing_combination_is_stored_and_retried_only_on_request(world: dict[s
     assert "IncompatiblePluginsError" in failed[0][3] and "Traceback" in failed[0][4]
     assert sum(row[2] == "succeeded" for row in statuses) == 8
     assert first.exit_code == 1  # the grid went on, but says that something failed
+    # one fine-tuned teacher served both students and all three losses
+    assert first.output.count("fine-tuning teacher") == 1
+    assert [p.name.split("-")[0] for p in model_cache.models_dir().iterdir() if p.is_dir()] == ["teacher"]
 
     again = _invoke(*args)
     assert "0 to run" in again.output
@@ -199,3 +202,17 @@ def test_ctrl_c_marks_the_run_interrupted_and_keeps_what_was_stored(world: dict[
     assert "interrupted" in stderr.lower()
     assert dict(_rows(db, "SELECT stage, status FROM runs")) == {"teacher": "succeeded", "none": "interrupted"}
     assert _rows(db, "SELECT COUNT(*) FROM results r JOIN runs u ON u.id = r.run_id WHERE u.stage = 'teacher'")[0][0] > 0
+
+
+def test_cache_command_shows_size_and_clears(world: dict[str, str], kdreg_home: Path) -> None:
+    assert _invoke("run", "--teacher", world["teacher"], "--student", "layers:k=1", "--benchmark",
+                   world["benchmark"], "--stage", "finetune", "--config", world["grid"]).exit_code == 0
+    shown = _invoke("cache", "--json")
+    assert shown.exit_code == 0
+    import json
+
+    info = json.loads(shown.output)
+    assert info["bytes"] > 0 and [m["model"].split("-")[0] for m in info["models"]] == ["teacher"]
+    cleared = _invoke("cache", "clear", "--yes")
+    assert cleared.exit_code == 0 and "freed" in cleared.output
+    assert json.loads(_invoke("cache", "--json").output)["models"] == []
