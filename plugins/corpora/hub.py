@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from kdreg.errors import DataError
+from kdreg.plugins.spec import Corpus
 from kdreg_plugins.benchmarks._hub import (
     choose_languages,
     hub_error,
@@ -25,9 +27,6 @@ from kdreg_plugins.benchmarks._hub import (
     parse_language_list,
     split_info_sizes,
 )
-
-from kdreg.errors import DataError
-from kdreg.plugins.spec import Corpus
 
 XNLI_LANGUAGES = "ar+bg+de+el+en+es+fr+hi+ru+sw+th+tr+ur+vi+zh"
 

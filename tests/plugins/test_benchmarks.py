@@ -135,6 +135,7 @@ def test_xnli_resolves_through_the_registry(xnli_copy: Path) -> None:
 
 def test_wrong_label_schema_is_a_data_error(tmp_path: Path) -> None:
     from datasets import ClassLabel, Features, Value
+
     from kdreg_plugins.benchmarks.xnli import XNLI
 
     features = Features(
@@ -180,6 +181,7 @@ def test_plugin_modules_import_neither_datasets_nor_torch() -> None:
 # ----------------------------------------------------------------------- PAWS-X
 def test_pawsx_drops_rows_without_a_label(tmp_path: Path) -> None:
     from datasets import ClassLabel, Features, Value
+
     from kdreg_plugins.benchmarks.pawsx import PAWSX
 
     features = Features(
@@ -280,6 +282,7 @@ def test_files_reads_the_shared_sib200_copy_like_sib200(shared_data: Path) -> No
 
 def test_sib200_from_a_hub_layout_copy(tmp_path: Path) -> None:
     from datasets import Features, Value
+
     from kdreg_plugins.benchmarks.sib200 import SIB200
 
     features = Features({"index_id": Value("int64"), "category": Value("string"), "text": Value("string")})
@@ -403,9 +406,8 @@ def test_malformed_input_is_one_line_naming_file_and_problem(kind: str, case: st
 def test_files_formats_pairs_and_inferred_labels(tmp_path: Path) -> None:
     import json
 
-    from kdreg_plugins.benchmarks.files import LocalFiles
-
     from kdreg.plugins.spec import Example
+    from kdreg_plugins.benchmarks.files import LocalFiles
 
     root = tmp_path / "pairs"
     (root / "en").mkdir(parents=True)
@@ -467,7 +469,8 @@ def test_kdreg_run_stores_per_language_sib200_results(
 
     teacher = save_tiny_bert(tmp_path / "teacher", vocab_file=shared_data / "mbert-vocab" / "vocab.txt")
     grid = tmp_path / "grid.toml"
-    grid.write_text("[finetune]\nmax_steps = 3\nbatch_size = 16\nmax_length = 32\n", encoding="utf-8")
+    short = "max_steps = 2\nbatch_size = 16\nmax_length = 32\n"
+    grid.write_text(f"[teacher_finetune]\n{short}[finetune]\n{short}", encoding="utf-8")
     sib = f"sib200:path={shared_data / 'sib200'},max_train_examples=48,max_eval_examples=24"
     result = kdreg_cli(
         "run", "--teacher", f"hf:path={teacher}", "--student", "layers:k=1", "--stage", "none",
