@@ -30,6 +30,7 @@ import hashlib
 import logging
 import shlex
 import shutil
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
@@ -42,7 +43,7 @@ from kdreg.errors import SchemaError, StoreError
 from kdreg.store.engine import enable_wal, sqlite_path
 
 VERSION_TABLE = "kdreg_alembic_version"
-SCHEMA_HEAD = "0002"
+SCHEMA_HEAD = "0003"
 """The newest revision this kdreg knows (a test checks it equals Alembic's head)."""
 
 VIEWS = ("results_flat",)
@@ -138,6 +139,10 @@ def _lock_path(engine: Engine) -> Path:
 
     digest = hashlib.sha256(str(engine.url).encode()).hexdigest()[:16]
     return home() / "locks" / f"db-{digest}.lock"
+
+
+def _in_memory(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite" and sqlite_path(str(engine.url)) is None
 
 
 def _object_names(engine: Engine) -> set[str]:
@@ -245,8 +250,13 @@ def migrate_database(
 
     lock = _lock_path(engine)
     try:
-        lock.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(lock), timeout=LOCK_TIMEOUT_S):
+        guard: AbstractContextManager[object]
+        if _in_memory(engine):  # private to this process: nobody to race with, no file to leave
+            guard = nullcontext()
+        else:
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            guard = FileLock(str(lock), timeout=LOCK_TIMEOUT_S)
+        with guard:
             revision = current_revision(engine)  # another process may have done it meanwhile
             if revision == SCHEMA_HEAD:
                 enable_wal(engine)

@@ -171,3 +171,11 @@ def test_opening_without_create_does_not_make_a_file(tmp_path: Path) -> None:
         Store(str(missing), create=False)
     assert not missing.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_in_memory_database_needs_no_lock_file(kdreg_home: Path) -> None:
+    store = Store("sqlite://")
+    run_id, status = store.plan_run(None, record())
+    assert (store.find_run(run_id).id, status) == (run_id, "pending")
+    store.close()
+    assert not kdreg_home.exists() or list(kdreg_home.iterdir()) == []
