@@ -117,7 +117,9 @@ class PluginEntry:
         obj = self._loaded
         if obj is None:
             return ""
-        text = getattr(obj, "summary", "") or (obj.__doc__ or "")
+        text = getattr(obj, "summary", "")
+        if not isinstance(text, str) or not text.strip():  # a plugin may shadow it with anything
+            text = obj.__doc__ or ""
         return text.strip().splitlines()[0] if text.strip() else ""
 
     def _failure_message(self) -> str:
