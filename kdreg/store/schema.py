@@ -123,6 +123,9 @@ class Result(Base):
     __table_args__ = (
         UniqueConstraint("run_id", "language", "split", "metric"),
         Index("ix_results_lang_run_id", "lang", "run_id"),
+        # Covering index of reports: one metric/split's values in run order, read from the index alone.
+        Index("ix_results_metric_split_run_id_lang_is_source_value",
+              "metric", "split", "run_id", "lang", "is_source", "value"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
