@@ -1,0 +1,122 @@
+"""Built-in teachers: any Hugging Face model (``hf``) and the paper's four encoders as presets.
+
+``hf:path=...`` takes a hub id or a local folder; the presets fix the id and keep only
+``revision``. What identifies a teacher's weights in a run's config is its plugin name
+and parameters (which the pipeline records): for a preset the id is fixed by the
+plugin's version, for ``hf`` it is ``path`` (plus ``revision`` to pin a hub commit).
+
+Besides the contract's ``load``, these teachers offer ``load_config()`` and
+``load_tokenizer()``, which read no weights; a student that only needs the teacher's
+geometry and vocabulary (``small``) uses them when a teacher has them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from kdreg_plugins.models.loading import (
+    ModelSource,
+    check_available,
+    load_config,
+    load_pretrained,
+    load_tokenizer,
+)
+
+from kdreg.plugins.spec import Head, LoadedModel, Teacher
+
+REVISION_HELP = "hub branch, tag or commit (pins the weights; ignored for a local folder)"
+
+
+@dataclass(frozen=True)
+class HFParams:
+    """A model by hub id or local folder."""
+
+    path: str = field(metadata={"help": "Hugging Face model id or local folder written by save_pretrained"})
+    revision: str | None = field(default=None, metadata={"help": REVISION_HELP})
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "run model code shipped with the repository"}
+    )
+
+
+@dataclass(frozen=True)
+class PresetParams:
+    """A fixed hub model; only the revision may be chosen."""
+
+    revision: str | None = field(default=None, metadata={"help": REVISION_HELP})
+
+
+class HFTeacher(Teacher):
+    """Any Hugging Face encoder as teacher, by hub id or local folder (hf:path=/models/my-teacher)."""
+
+    summary: ClassVar[str] = "Any Hugging Face encoder as teacher, by hub id or local folder (hf:path=...)."
+    Params: ClassVar[type] = HFParams
+    plugin_name: ClassVar[str] = "hf"
+
+    def source(self) -> ModelSource:
+        """Where the weights come from."""
+        return ModelSource(
+            location=self.params.path,
+            role="teacher",
+            plugin=self.plugin_name,
+            revision=self.params.revision,
+            trust_remote_code=self.params.trust_remote_code,
+        )
+
+    def check(self) -> None:
+        """Fail before a grid starts when the model is neither cached nor reachable."""
+        check_available(self.source())
+
+    def load(self, head: Head) -> LoadedModel:
+        return load_pretrained(self.source(), head)
+
+    def load_config(self) -> Any:
+        """The model's configuration (no weights read)."""
+        return load_config(self.source())
+
+    def load_tokenizer(self) -> Any:
+        """The model's tokenizer (no weights read)."""
+        return load_tokenizer(self.source())
+
+
+class _PresetTeacher(HFTeacher):
+    """A teacher whose hub id is fixed by the plugin."""
+
+    Params: ClassVar[type] = PresetParams
+    model_id: ClassVar[str] = ""
+
+    def source(self) -> ModelSource:
+        return ModelSource(location=self.model_id, role="teacher", plugin=self.plugin_name,
+                           revision=self.params.revision)
+
+
+class BertLarge(_PresetTeacher):
+    """BERT Large, cased, English only (google-bert/bert-large-cased; 24 layers, 1024 wide)."""
+
+    summary: ClassVar[str] = "BERT Large cased, English (google-bert/bert-large-cased; 24 layers × 1024)."
+    plugin_name: ClassVar[str] = "bert-large"
+    model_id: ClassVar[str] = "google-bert/bert-large-cased"
+
+
+class MBert(_PresetTeacher):
+    """Multilingual BERT, cased, 104 languages (google-bert/bert-base-multilingual-cased; 12 × 768)."""
+
+    summary: ClassVar[str] = "Multilingual BERT, 104 languages (google-bert/bert-base-multilingual-cased)."
+    plugin_name: ClassVar[str] = "mbert"
+    model_id: ClassVar[str] = "google-bert/bert-base-multilingual-cased"
+
+
+class XLMRBase(_PresetTeacher):
+    """XLM-RoBERTa base, 100 languages (FacebookAI/xlm-roberta-base; 12 layers × 768)."""
+
+    summary: ClassVar[str] = "XLM-RoBERTa base, 100 languages (FacebookAI/xlm-roberta-base; 12 × 768)."
+    plugin_name: ClassVar[str] = "xlmr-base"
+    model_id: ClassVar[str] = "FacebookAI/xlm-roberta-base"
+
+
+class XLMRLarge(_PresetTeacher):
+    """XLM-RoBERTa large, 100 languages (FacebookAI/xlm-roberta-large; 24 layers × 1024)."""
+
+    summary: ClassVar[str] = "XLM-RoBERTa large, 100 languages (FacebookAI/xlm-roberta-large; 24 × 1024)."
+    plugin_name: ClassVar[str] = "xlmr-large"
+    model_id: ClassVar[str] = "FacebookAI/xlm-roberta-large"
