@@ -209,10 +209,30 @@ def params_to_dict(params: Any) -> dict[str, Any]:
     return out
 
 
+def field_defaults(params_cls: type) -> dict[str, Any]:
+    """Each field's own default (as params_to_dict would show it); required fields are absent."""
+    out: dict[str, Any] = {}
+    if not dataclasses.is_dataclass(params_cls):
+        return out
+    for f in dataclasses.fields(params_cls):
+        if f.default is not dataclasses.MISSING:
+            value = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()
+        else:
+            continue
+        out[f.name] = str(value) if isinstance(value, Path) else value
+    return out
+
+
 def canonical_spec(name: str, params: Any, defaults: Any | None = None) -> str:
-    """``name:key=value,...`` listing only parameters that differ from the defaults, sorted."""
+    """``name:key=value,...`` listing only parameters that differ from their defaults, sorted.
+
+    Defaults are taken field by field from the Params class, so a plugin with a required
+    parameter (``hf:path=...``) still drops its other, defaulted ones.
+    """
     values = params_to_dict(params)
-    base = params_to_dict(defaults) if defaults is not None else {}
+    base = params_to_dict(defaults) if defaults is not None else field_defaults(type(params))
     changed = sorted((k, v) for k, v in values.items() if k not in base or base[k] != v)
     if not changed:
         return name

@@ -246,11 +246,7 @@ class Registry:
         cls = entry.load()
         params_cls = getattr(cls, "Params", contract.NoParams)
         params = build_params(parsed.name, params_cls, parsed.raw)
-        try:
-            defaults = params_cls()
-        except (TypeError, ValueError):  # some fields are required (or the plugin checks them)
-            defaults = None
-        spec = canonical_spec(parsed.name, params, defaults)
+        spec = canonical_spec(parsed.name, params)  # non-default parameters only, field by field
         return ResolvedPlugin(entry=entry, cls=cls, params=params, spec=spec)
 
 
