@@ -176,8 +176,22 @@ def test_canonical_spec_sorts_and_drops_defaults() -> None:
     assert canonical_spec("kl", kl("kl:alpha=0.25,temperature=4"), defaults) == "kl:alpha=0.25,temperature=4"
     assert canonical_spec("kl", kl("kl"), defaults) == "kl"
     assert canonical_spec("kl", kl("kl:temperature=1"), defaults) == "kl"
-    # without defaults (some field required) every value is listed
-    assert canonical_spec("kl", kl("kl:alpha=0.5"), None) == "kl:alpha=0.5,temperature=1"
+    # without an explicit defaults object, each field's own default is used
+    assert canonical_spec("kl", kl("kl:alpha=0.5"), None) == "kl"
+    assert canonical_spec("kl", kl("kl:alpha=0.25"), None) == "kl:alpha=0.25"
+
+
+def test_canonical_spec_keeps_required_and_drops_defaulted_fields() -> None:
+    @dataclass(frozen=True)
+    class WithRequired:
+        path: str
+        revision: str | None = None
+        trust: bool = False
+
+    params = build_params("hf", WithRequired, (("path", "/m/x"),))
+    assert canonical_spec("hf", params) == "hf:path=/m/x"
+    params = build_params("hf", WithRequired, (("path", "/m/x"), ("trust", "true")))
+    assert canonical_spec("hf", params) == "hf:path=/m/x,trust=True"
 
 
 def test_canonical_spec_parses_back_to_the_same_params() -> None:
