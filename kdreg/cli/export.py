@@ -1,9 +1,102 @@
-"""``kdreg export``: not built yet (see the open issues)."""
+"""``kdreg export``: runs and results, flat (one row per result), as CSV, JSON Lines or Parquet.
+
+The rows stream from the database in batches, so exporting a large store needs little
+memory; Parquet goes through pyarrow (the ``export`` extra), imported only for it.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from kdreg.cli.options import (
+    BenchmarkOption,
+    CorpusOption,
+    DbOption,
+    GridOption,
+    LangOption,
+    LossOption,
+    SeedOption,
+    SinceOption,
+    StageOption,
+    StatusOption,
+    StudentOption,
+    TeacherOption,
+    UntilOption,
+    check_format,
+    filters_from_options,
+)
+from kdreg.cli.output import err_console
+
+EXPORT_FORMATS = ("csv", "jsonl", "parquet")
+
+ExportFormatOption = Annotated[
+    str, typer.Option("--format", "-f", help=f"One of: {', '.join(EXPORT_FORMATS)}.")
+]
+ExportOutOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--out", "-o", help="File to write (default: stdout; parquet needs a file).", show_default=False
+    ),
+]
+
+
+def export(
+    lang: LangOption = None,
+    teacher: TeacherOption = None,
+    student: StudentOption = None,
+    loss: LossOption = None,
+    benchmark: BenchmarkOption = None,
+    corpus: CorpusOption = None,
+    stage: StageOption = None,
+    seed: SeedOption = None,
+    status: StatusOption = None,
+    metric: Annotated[
+        list[str] | None,
+        typer.Option("--metric", help="Only these metrics (default: all).", show_default=False),
+    ] = None,
+    split: Annotated[
+        list[str] | None,
+        typer.Option("--split", help="Only these splits (default: all).", show_default=False),
+    ] = None,
+    grid: GridOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    fmt: ExportFormatOption = "csv",
+    out: ExportOutOption = None,
+    db: DbOption = None,
+) -> None:
+    """Write every result of the selected runs with its run's columns (the results_flat view)."""
+    check_format(fmt, EXPORT_FORMATS)
+    filters = filters_from_options(
+        lang=lang,
+        teacher=teacher,
+        student=student,
+        loss=loss,
+        benchmark=benchmark,
+        corpus=corpus,
+        stage=stage,
+        seed=seed,
+        status=status,
+        metric=metric,
+        split=split,
+        grid=grid,
+        since=since,
+        until=until,
+    )
+    from kdreg.reporting.export import write_export
+    from kdreg.store.store import open_store
+
+    store = open_store(db, create=False)
+    try:
+        count = write_export(store, filters, fmt, out)
+    finally:
+        store.close()
+    if out is not None:
+        err_console.print(f"{count} results → {out}")
 
 
 def register(app: typer.Typer) -> None:
-    """No command yet."""
+    app.command("export")(export)

@@ -42,8 +42,12 @@ def render_rows(
     *,
     fmt: str = "table",
     title: str | None = None,
+    no_wrap: Sequence[str] = (),
 ) -> None:
-    """Print ``rows`` (dicts keyed by ``columns``) in the chosen format."""
+    """Print ``rows`` (dicts keyed by ``columns``) in the chosen format.
+
+    ``no_wrap`` names table columns kept on one line (numbers), the others fold.
+    """
     if fmt == "json":
         print_json([{c: r.get(c) for c in columns} for r in rows])
     elif fmt == "csv":
@@ -61,7 +65,10 @@ def render_rows(
     else:
         table = Table(title=title, show_lines=False)
         for c in columns:
-            table.add_column(c, overflow="fold")
+            if c in no_wrap:
+                table.add_column(c, no_wrap=True, justify="right")
+            else:
+                table.add_column(c, overflow="fold")
         for r in rows:
             table.add_row(*(escape(_cell(r.get(c))) for c in columns))
         console.print(table)

@@ -1,9 +1,180 @@
-"""``kdreg report``: not built yet (see the open issues)."""
+"""``kdreg report``: the paper table — mean ± std over seeds per (teacher, student, stage, loss).
+
+Thin: options → filters → :func:`kdreg.reporting.report.build_report` (aggregated in SQL)
+→ a renderer. ``--out DIR`` writes every format at once, plus the plot the HTML page
+embeds (matplotlib, an optional extra, is imported only then).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from kdreg.cli.options import (
+    BenchmarkOption,
+    CorpusOption,
+    DbOption,
+    GridOption,
+    LangOption,
+    LossOption,
+    MetricOption,
+    SeedOption,
+    SinceOption,
+    SplitOption,
+    StageOption,
+    StudentOption,
+    TeacherOption,
+    UntilOption,
+    check_format,
+    filters_from_options,
+)
+from kdreg.cli.output import console, err_console
+
+REPORT_FORMATS = ("terminal", "markdown", "latex", "csv", "html")
+
+ReportFormatOption = Annotated[
+    str, typer.Option("--format", "-f", help=f"Output format: {', '.join(REPORT_FORMATS)}.")
+]
+OutOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--out", "-o", help="Write every format (and the plot) into this folder.", show_default=False
+    ),
+]
+PlotFormatOption = Annotated[str, typer.Option("--plot-format", help="Plot file type: png or svg.")]
+ScaleOption = Annotated[float, typer.Option("--scale", help="Multiply values (100 shows accuracy in %).")]
+DigitsOption = Annotated[int, typer.Option("--digits", min=0, max=6, help="Decimals in cells.")]
+BaselinesOption = Annotated[
+    bool,
+    typer.Option(
+        "--baselines/--no-baselines",
+        help="Keep rows a --student/--loss/--corpus filter does not apply to (the teacher's own row, "
+        "the no-KD stage 'none').",
+    ),
+]
+
+
+def write_all(tables: list, out: Path, plot_format: str) -> list[Path]:  # type: ignore[type-arg]
+    """Every format into ``out``; the plot when matplotlib is there (the HTML page embeds it)."""
+    from kdreg.errors import ConfigError
+    from kdreg.reporting.plot import matplotlib_available, plot_report
+    from kdreg.reporting.tables import EXTENSIONS, render
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"Cannot create the output folder {out}: {exc.strerror or exc}.") from None
+    written: list[Path] = []
+    plot = None
+    note = None
+    if matplotlib_available():
+        plot = plot_report(tables, plot_format)
+        target = out / f"report.{plot_format}"
+        target.write_bytes(plot)
+        written.append(target)
+    else:
+        note = "No plot: matplotlib is not installed (pip install 'kdreg[report]')."
+        err_console.print(note)
+    for fmt, ext in EXTENSIONS.items():
+        options = {"plot": plot, "plot_format": plot_format, "plot_note": note} if fmt == "html" else {}
+        target = out / f"report.{ext}"
+        target.write_text(render(tables, fmt, **options), encoding="utf-8")
+        written.append(target)
+    return written
+
+
+def report(
+    lang: LangOption = None,
+    teacher: TeacherOption = None,
+    student: StudentOption = None,
+    loss: LossOption = None,
+    benchmark: BenchmarkOption = None,
+    corpus: CorpusOption = None,
+    stage: StageOption = None,
+    seed: SeedOption = None,
+    status: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--status",
+            help="Run status to include (default: succeeded). Repeat for several.",
+            show_default=False,
+        ),
+    ] = None,
+    metric: MetricOption = None,
+    split: SplitOption = None,
+    grid: GridOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    baselines: BaselinesOption = True,
+    fmt: ReportFormatOption = "terminal",
+    out: OutOption = None,
+    plot_format: PlotFormatOption = "png",
+    scale: ScaleOption = 100.0,
+    digits: DigitsOption = 1,
+    db: DbOption = None,
+) -> None:
+    """Mean ± std over seeds per (teacher, student, stage, loss) × language; best per column in bold.
+
+    The seed study in one command: kdreg report --teacher mbert --student distilmbert
+    """
+    check_format(fmt, REPORT_FORMATS)
+    check_format(plot_format, ("png", "svg"))
+    filters = filters_from_options(
+        lang=lang,
+        teacher=teacher,
+        student=student,
+        loss=loss,
+        benchmark=benchmark,
+        corpus=corpus,
+        stage=stage,
+        seed=seed,
+        status=status or ["succeeded"],
+        metric=metric,
+        split=split,
+        grid=grid,
+        since=since,
+        until=until,
+        keep_unset=baselines,
+    )
+    from kdreg.reporting.report import build_report
+    from kdreg.store.queries import read_connection
+    from kdreg.store.store import open_store
+
+    store = open_store(db, create=False)
+    try:
+        with read_connection(store) as conn:
+            tables = build_report(conn, filters, scale=scale, digits=digits)
+    finally:
+        store.close()
+    if not tables:
+        err_console.print(f"No results match in {store.label} (report counts succeeded runs; see --status).")
+        return
+    if out is not None:
+        for path in write_all(tables, out, plot_format):
+            console.print(str(path))
+        return
+    if fmt == "terminal":
+        from kdreg.reporting.tables import render_terminal
+
+        color = console.is_terminal and not console.no_color
+        console.file.write(render_terminal(tables, color=color))
+        return
+    import sys
+
+    from kdreg.reporting.tables import render
+
+    options = {}
+    if fmt == "html":
+        from kdreg.reporting.plot import matplotlib_available, plot_report
+
+        if matplotlib_available():
+            options = {"plot": plot_report(tables, plot_format), "plot_format": plot_format}
+        else:
+            options = {"plot_note": "No plot: matplotlib is not installed (pip install 'kdreg[report]')."}
+    sys.stdout.write(render(tables, fmt, **options))
 
 
 def register(app: typer.Typer) -> None:
-    """No command yet."""
+    app.command("report")(report)

@@ -65,7 +65,7 @@ class Filters:
 
 # --------------------------------------------------------------------------- building filters
 def check_text(label: str, value: str) -> str:
-    """``value`` stripped, if it is valid UTF-8 text of sensible length; else a ConfigError naming ``label``."""
+    """``value`` stripped, if valid UTF-8 text of sensible length; else a ConfigError naming ``label``."""
     text = str(value).strip()
     try:
         text.encode("utf-8")

@@ -91,7 +91,7 @@ def language_match(table: object, column: LanguageColumn | Sequence[LanguageColu
 
 
 def run_conditions(f: Filters, *, with_langs: bool = True) -> list[ColumnElement[bool]]:
-    """WHERE conditions on ``runs`` for every run filter (languages as an EXISTS on results)."""
+    """WHERE conditions on ``runs`` for every filter (languages, metrics, splits: EXISTS on results)."""
     conds: list[ColumnElement[bool]] = []
     for dimension, (name_col, spec_col) in DIMENSIONS.items():
         values = getattr(f, dimension)
@@ -112,19 +112,15 @@ def run_conditions(f: Filters, *, with_langs: bool = True) -> list[ColumnElement
     if f.until is not None:
         conds.append(runs.c.created_at < f.until)
     if f.grid:
-        conds.append(
-            exists().where(grid_runs.c.run_id == runs.c.id, grid_runs.c.grid_id.in_(f.grid))
-        )
-    if with_langs and f.language_columns:
-        r = results.alias("lang_filter")
-        conds.append(
-            exists().where(
-                r.c.run_id == runs.c.id,
-                language_match(r, f.language_columns),
-                r.c.metric.in_(f.metrics),
-                r.c.split.in_(f.splits),
-            )
-        )
+        conds.append(exists().where(grid_runs.c.run_id == runs.c.id, grid_runs.c.grid_id.in_(f.grid)))
+    if with_langs and (f.language_columns or f.metric or f.split):
+        # A language, metric or split asked for by name selects runs that have such a result;
+        # without them, runs with no result yet (pending, failed) are listed too.
+        r = results.alias("result_filter")
+        wanted = [r.c.run_id == runs.c.id, r.c.metric.in_(f.metrics), r.c.split.in_(f.splits)]
+        if f.language_columns:
+            wanted.append(language_match(r, f.language_columns))
+        conds.append(exists().where(*wanted))
     return conds
 
 
@@ -150,7 +146,9 @@ RUN_COLUMNS = {
 """Run fields of a query row (display forms of the plugins)."""
 
 SCORE_COLUMNS = ("source", "zero_shot", "targets")
-ASCENDING_BY_DEFAULT = frozenset({"teacher", "student", "stage", "loss", "benchmark", "corpus", "seed", "status"})
+ASCENDING_BY_DEFAULT = frozenset(
+    {"teacher", "student", "stage", "loss", "benchmark", "corpus", "seed", "status"}
+)
 
 
 def lang_label(index: int) -> str:
@@ -186,8 +184,9 @@ def sort_key_names(f: Filters) -> tuple[str, ...]:
     return (*RUN_COLUMNS, *SCORE_COLUMNS, *(col.code for col in f.language_columns))
 
 
-def select_run_scores(f: Filters, *, sort: str = "run", descending: bool | None = None,
-                      limit: int | None = None) -> Select:
+def select_run_scores(
+    f: Filters, *, sort: str = "run", descending: bool | None = None, limit: int | None = None
+) -> Select:
     """One row per (run, metric, split): run fields, source score, zero-shot average, selected languages.
 
     Runs without any result in the chosen metric/split still appear (scores empty), unless
@@ -318,10 +317,26 @@ def select_zero_shot_sums(f: Filters, metric: str, split: str, key: Sequence[str
 FLAT_COLUMNS = {
     "run_id": runs.c.id,
     "config_hash": runs.c.config_hash,
-    **{name: runs.c[name] for name in (
-        "teacher", "teacher_spec", "student", "student_spec", "loss", "loss_spec", "benchmark",
-        "benchmark_spec", "corpus", "corpus_spec", "stage", "seed", "status", "created_at", "finished_at",
-    )},
+    **{
+        name: runs.c[name]
+        for name in (
+            "teacher",
+            "teacher_spec",
+            "student",
+            "student_spec",
+            "loss",
+            "loss_spec",
+            "benchmark",
+            "benchmark_spec",
+            "corpus",
+            "corpus_spec",
+            "stage",
+            "seed",
+            "status",
+            "created_at",
+            "finished_at",
+        )
+    },
     **{name: results.c[name] for name in ("language", "lang", "split", "metric", "value", "is_source")},
 }
 """One row per result with its run's columns — the same columns as the ``results_flat`` view."""

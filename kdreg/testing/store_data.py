@@ -59,12 +59,24 @@ class SyntheticRun:
 
     @property
     def config(self) -> dict[str, object]:
-        return {"teacher": self.teacher, "student": self.student, "loss": self.loss, "benchmark": self.benchmark,
-                "corpus": self.corpus, "stage": self.stage, "seed": self.seed, "status": self.status}
+        return {
+            "teacher": self.teacher,
+            "student": self.student,
+            "loss": self.loss,
+            "benchmark": self.benchmark,
+            "corpus": self.corpus,
+            "stage": self.stage,
+            "seed": self.seed,
+            "status": self.status,
+        }
 
     def scores(self, metric: str = "accuracy", split: str = "test") -> dict[str, float]:
         """Normalised language → value for one metric and split."""
-        return {normalize_language(lang): v for (m, s, lang), v in self.values.items() if m == metric and s == split}
+        return {
+            normalize_language(lang): v
+            for (m, s, lang), v in self.values.items()
+            if m == metric and s == split
+        }
 
 
 def _name(spec: str | None) -> str | None:
@@ -80,7 +92,9 @@ def _configurations() -> list[tuple[str, str, str | None, str | None, str | None
             out.append((benchmark, "none", student, None, None))
             for stage in ("finetune", "pretrain", "both"):
                 for loss in LOSSES:
-                    out.append((benchmark, stage, student, loss, "wikipedia" if stage != "finetune" else None))
+                    out.append(
+                        (benchmark, stage, student, loss, "wikipedia" if stage != "finetune" else None)
+                    )
     return out
 
 
@@ -98,15 +112,46 @@ def synthetic_runs() -> list[SyntheticRun]:
                     for split in SPLITS:
                         for position, lang in enumerate(languages):
                             value = base - 0.03 * position + rng.uniform(-0.02, 0.02)
-                            values[(metric, split, lang)] = round(value - (0.05 if metric == "macro_f1" else 0), 6)
-                runs.append(SyntheticRun(
-                    id=len(runs) + 1, teacher=teacher, benchmark=benchmark, stage=stage, seed=seed,
-                    student=student, loss=loss, corpus=corpus, values=values, source=languages[0],
-                ))
-    runs.append(SyntheticRun(id=len(runs) + 1, teacher="mbert", benchmark="xnli", stage="finetune", seed=7,
-                             status="failed", student="distil", loss="mse"))
-    runs.append(SyntheticRun(id=len(runs) + 1, teacher="mbert", benchmark="xnli", stage="none", seed=8,
-                             status="pending", student="distil"))
+                            values[(metric, split, lang)] = round(
+                                value - (0.05 if metric == "macro_f1" else 0), 6
+                            )
+                runs.append(
+                    SyntheticRun(
+                        id=len(runs) + 1,
+                        teacher=teacher,
+                        benchmark=benchmark,
+                        stage=stage,
+                        seed=seed,
+                        student=student,
+                        loss=loss,
+                        corpus=corpus,
+                        values=values,
+                        source=languages[0],
+                    )
+                )
+    runs.append(
+        SyntheticRun(
+            id=len(runs) + 1,
+            teacher="mbert",
+            benchmark="xnli",
+            stage="finetune",
+            seed=7,
+            status="failed",
+            student="distil",
+            loss="mse",
+        )
+    )
+    runs.append(
+        SyntheticRun(
+            id=len(runs) + 1,
+            teacher="mbert",
+            benchmark="xnli",
+            stage="none",
+            seed=8,
+            status="pending",
+            student="distil",
+        )
+    )
     return runs
 
 
@@ -122,10 +167,19 @@ def seed_store(url: str) -> list[SyntheticRun]:
             config = run.config
             record = RunRecord(
                 config_hash=hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest(),
-                config=config, teacher=run.teacher, teacher_spec=run.teacher, benchmark=run.benchmark,
-                benchmark_spec=run.benchmark, stage=run.stage, seed=run.seed,
-                student=_name(run.student), student_spec=run.student, loss=_name(run.loss), loss_spec=run.loss,
-                corpus=run.corpus, corpus_spec=run.corpus,
+                config=config,
+                teacher=run.teacher,
+                teacher_spec=run.teacher,
+                benchmark=run.benchmark,
+                benchmark_spec=run.benchmark,
+                stage=run.stage,
+                seed=run.seed,
+                student=_name(run.student),
+                student_spec=run.student,
+                loss=_name(run.loss),
+                loss_spec=run.loss,
+                corpus=run.corpus,
+                corpus_spec=run.corpus,
             )
             run_id, _ = store.plan_run(grid, record)
             assert run_id == run.id, "seed_store needs a new, empty database"
@@ -134,14 +188,27 @@ def seed_store(url: str) -> list[SyntheticRun]:
             store.start_run(run_id, {"python": "3.11", "synthetic": True})
             if run.status == "failed":
                 store.record_curve(run_id, "finetune", [1, 2, 3], [2.0, 1.5, float("nan")])
-                store.finish_run(run_id, "failed", error="DataError: loss became NaN at step 3",
-                                 traceback="Traceback (most recent call last):\n  ...\nDataError: loss became NaN")
+                store.finish_run(
+                    run_id,
+                    "failed",
+                    error="DataError: loss became NaN at step 3",
+                    traceback="Traceback (most recent call last):\n  ...\nDataError: loss became NaN",
+                )
                 continue
-            store.record_results(run_id, [
-                ResultRecord(language=lang, lang=normalize_language(lang), split=split, metric=metric, value=value,
-                             is_source=lang == run.source)
-                for (metric, split, lang), value in run.values.items()
-            ])
+            store.record_results(
+                run_id,
+                [
+                    ResultRecord(
+                        language=lang,
+                        lang=normalize_language(lang),
+                        split=split,
+                        metric=metric,
+                        value=value,
+                        is_source=lang == run.source,
+                    )
+                    for (metric, split, lang), value in run.values.items()
+                ],
+            )
             if run.seed == 0:
                 steps = list(range(10, 210, 10))
                 store.record_curve(run_id, "finetune", steps, [1.2 / (1 + s / 50) for s in steps])

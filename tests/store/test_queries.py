@@ -54,7 +54,9 @@ def test_repeated_values_are_or_and_options_are_and(seeded) -> None:
 def test_a_dimension_matches_its_name_or_its_full_spec(seeded) -> None:
     store, runs = seeded
     assert ids(store, loss="kl") == {r.id for r in runs if r.loss and r.loss.startswith("kl:")}
-    assert ids(store, loss="kl:alpha=0.5,temperature=4") == {r.id for r in runs if r.loss == "kl:alpha=0.5,temperature=4"}
+    assert ids(store, loss="kl:alpha=0.5,temperature=4") == {
+        r.id for r in runs if r.loss == "kl:alpha=0.5,temperature=4"
+    }
     assert ids(store, student="layers") == {r.id for r in runs if r.student == "layers:keep=6"}
     assert ids(store, student="layers:keep=6") == ids(store, student="layers")
     assert ids(store, student="keep=6") == set()
@@ -71,10 +73,12 @@ def test_a_language_is_found_under_every_spelling(seeded, typed: str) -> None:
 
 
 def test_runs_without_the_language_or_any_result_are_left_out(seeded) -> None:
-    store, _ = seeded
+    store, runs = seeded
     assert ids(store, lang="tlh") == set()
     assert ids(store, lang="de", status="failed") == set()
     assert ids(store, status="failed") != set()
+    assert ids(store, metric="accuracy") == {r.id for r in runs if r.values}
+    assert ids(store, split="dev") == set() and ids(store, metric="bleu") == set()
 
 
 def test_source_score_and_zero_shot_average_per_metric_and_split(seeded) -> None:
@@ -132,9 +136,14 @@ def test_keep_unset_keeps_runs_a_filter_does_not_apply_to(seeded) -> None:
     store, runs = seeded
     strict = ids(store, teacher="mbert", student="distil", loss="mse")
     kept = ids(store, teacher="mbert", student="distil", loss="mse", keep_unset=True)
-    assert strict == {r.id for r in runs if r.teacher == "mbert" and r.student == "distil" and r.loss == "mse"}
-    extra = {r.id for r in runs if r.teacher == "mbert" and (r.stage == "teacher"
-             or (r.student == "distil" and r.stage == "none"))}
+    assert strict == {
+        r.id for r in runs if r.teacher == "mbert" and r.student == "distil" and r.loss == "mse"
+    }
+    extra = {
+        r.id
+        for r in runs
+        if r.teacher == "mbert" and (r.stage == "teacher" or (r.student == "distil" and r.stage == "none"))
+    }
     assert kept == strict | extra
 
 
@@ -143,9 +152,16 @@ def test_flat_rows_are_the_results_of_the_selected_runs(seeded) -> None:
     f = build_filters(teacher="xlmr", seed=1, lang="fr", metric="accuracy")
     with read_connection(store) as conn:
         flat = [dict(r) for r in conn.execute(select_flat(f)).mappings()]
-    want = [(r.id, lang, split, v) for r in runs if r.teacher == "xlmr" and r.seed == 1
-            for (metric, split, lang), v in r.values.items() if metric == "accuracy" and lang in ("fr", "fra_Latn")]
-    assert sorted((row["run_id"], row["language"], row["split"], row["value"]) for row in flat) == sorted(want)
+    want = [
+        (r.id, lang, split, v)
+        for r in runs
+        if r.teacher == "xlmr" and r.seed == 1
+        for (metric, split, lang), v in r.values.items()
+        if metric == "accuracy" and lang in ("fr", "fra_Latn")
+    ]
+    assert sorted((row["run_id"], row["language"], row["split"], row["value"]) for row in flat) == sorted(
+        want
+    )
     assert list(flat[0]) == list(FLAT_COLUMNS)
 
 
@@ -171,7 +187,13 @@ def test_the_report_index_is_in_the_models_and_the_migrations(tmp_path: Path) ->
         store.close()
     assert [d for d in diff if d[0] != "remove_table"] == []
     assert indexes["ix_results_metric_split_run_id_lang_is_source_value"] == [
-        "metric", "split", "run_id", "lang", "is_source", "value"]
+        "metric",
+        "split",
+        "run_id",
+        "lang",
+        "is_source",
+        "value",
+    ]
 
 
 def test_parse_time() -> None:

@@ -1,0 +1,150 @@
+"""The table a paper needs, from whatever is in the store.
+
+One :class:`ReportTable` per benchmark (and metric/split): rows are the groups of runs
+that differ only by seed — (teacher, student, stage, loss), plus the corpus when one was
+used — and columns are the source language, each target language and the zero-shot
+average; each cell is mean ± std over seeds with n, and the best mean per column is
+marked. Rows follow the study's order (the teacher's own row, then stages none →
+finetune → pretrain → both), so the seed study is simply
+``kdreg report --teacher X --student Y``.
+
+The table is a plain value; :mod:`kdreg.reporting.tables` renders it for a terminal,
+Markdown, LaTeX, CSV or HTML, and :mod:`kdreg.reporting.plot` draws it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kdreg.reporting.aggregate import Aggregate, SeedGroup, seed_groups
+from kdreg.store.filters import Filters
+
+ZERO_SHOT = "zero_shot"
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """One group of seeds: its label values and one cell per column."""
+
+    label: tuple[str, ...]
+    cells: tuple[Aggregate | None, ...]
+    runs: int
+    seeds: int
+
+
+@dataclass(frozen=True)
+class ReportTable:
+    """A benchmark's table for one metric and split (values already scaled)."""
+
+    benchmark: str
+    metric: str
+    split: str
+    label_columns: tuple[str, ...]
+    keys: tuple[str, ...]
+    """Machine names of the value columns: ``source``, language codes, ``zero_shot``."""
+    headers: tuple[str, ...]
+    """What people read above the value columns (``en (source)``, ``de``, ``zero-shot avg``)."""
+    rows: tuple[ReportRow, ...]
+    best: tuple[frozenset[int], ...]
+    """Per value column: the rows holding its highest mean."""
+    scale: float
+    digits: int
+    notes: tuple[str, ...] = ()
+
+    @property
+    def title(self) -> str:
+        unit = f" ×{self.scale:g}" if self.scale != 1 else ""
+        return f"{self.benchmark} — {self.metric} on {self.split}{unit}, mean ± std over seeds (n)"
+
+    def cell_text(self, row: int, column: int) -> str:
+        cell = self.rows[row].cells[column]
+        return "" if cell is None else cell.text(self.digits)
+
+    def is_best(self, row: int, column: int) -> bool:
+        return row in self.best[column] and len(self.rows) > 1
+
+
+def _label_columns(groups: Sequence[SeedGroup]) -> tuple[str, ...]:
+    columns = ["teacher", "student", "stage", "loss"]
+    if any(g.key.get("corpus") for g in groups):
+        columns.append("corpus")
+    return tuple(columns)
+
+
+def _best(rows: Sequence[ReportRow], column: int) -> frozenset[int]:
+    means = [(r.cells[column].mean, i) for i, r in enumerate(rows) if r.cells[column] is not None]
+    if not means:
+        return frozenset()
+    top = max(m for m, _ in means)
+    return frozenset(i for m, i in means if m == top)
+
+
+def build_table(
+    groups: Sequence[SeedGroup], *, languages: Sequence[str] = (), scale: float = 100.0, digits: int = 1
+) -> ReportTable:
+    """One table from the seed groups of one benchmark, metric and split.
+
+    ``languages`` (normalised codes) restricts and orders the target columns; by default
+    every target language any row has, alphabetically.
+    """
+    first = groups[0]
+    targets = list(languages) or sorted({lang for g in groups for lang in g.languages})
+    sources = sorted({g.source_lang for g in groups if g.source_lang})
+    source_header = f"{sources[0]} (source)" if len(sources) == 1 else "source"
+    label_columns = _label_columns(groups)
+    rows: list[ReportRow] = []
+    notes: list[str] = []
+    for g in groups:
+        cells = (g.source, *(g.languages.get(lang) for lang in targets), g.zero_shot)
+        if all(c is None for c in cells):
+            continue
+        rows.append(
+            ReportRow(
+                label=tuple(g.key.get(name) or "—" for name in label_columns),
+                cells=tuple(None if c is None else c.scaled(scale) for c in cells),
+                runs=g.runs,
+                seeds=g.seeds,
+            )
+        )
+        if g.mixed:
+            notes.append(
+                f"{g.label()}: {g.runs} runs but {g.seeds} distinct seeds — runs differing in "
+                "hyper-parameters or evaluated languages were pooled."
+            )
+    skipped = len(groups) - len(rows)
+    if skipped:
+        notes.append(f"{skipped} group(s) without {first.metric}/{first.split} results left out.")
+    best = tuple(_best(rows, c) for c in range(len(targets) + 2))
+    return ReportTable(
+        benchmark=first.key.get("benchmark") or "",
+        metric=first.metric,
+        split=first.split,
+        label_columns=label_columns,
+        keys=("source", *targets, ZERO_SHOT),
+        headers=(source_header, *targets, "zero-shot avg"),
+        rows=tuple(rows),
+        best=best,
+        scale=scale,
+        digits=digits,
+        notes=tuple(notes),
+    )
+
+
+def build_report(
+    connection: Any, filters: Filters, *, scale: float = 100.0, digits: int = 1
+) -> list[ReportTable]:
+    """Every benchmark × metric × split table the filters select (empty tables are left out)."""
+    tables: list[ReportTable] = []
+    languages = [col.code for col in filters.language_columns]
+    for metric in filters.metrics:
+        for split in filters.splits:
+            by_benchmark: dict[str, list[SeedGroup]] = {}
+            for group in seed_groups(connection, filters, metric, split):
+                by_benchmark.setdefault(group.key.get("benchmark") or "", []).append(group)
+            for groups in by_benchmark.values():
+                table = build_table(groups, languages=languages, scale=scale, digits=digits)
+                if table.rows:
+                    tables.append(table)
+    return tables
