@@ -40,9 +40,10 @@ class Experiments:
     """An opened experiment store, read-only through this API."""
 
     def __init__(self, db: str | None = None) -> None:
-        from kdreg.store.store import open_store
+        from kdreg.store.reading import open_reader
 
-        self._store = open_store(db, create=False)
+        self._db = db
+        self._store = open_reader(db)
 
     @property
     def label(self) -> str:
@@ -108,12 +109,10 @@ class Experiments:
         ``std`` is the sample standard deviation (ddof=1); None for a single seed.
         """
         from kdreg.reporting.aggregate import seed_groups
-        from kdreg.store.queries import read_connection
 
         f = self._filters(filters)
         codes = [c.code for c in f.language_columns] or None
-        with read_connection(self._store) as conn:
-            groups = [g for m in f.metrics for s in f.splits for g in seed_groups(conn, f, m, s)]
+        groups = [g for m in f.metrics for s in f.splits for g in seed_groups(self._store, f, m, s)]
         if codes is None:
             codes = sorted({lang for g in groups for lang in g.languages})
         rows = [g.record(codes) for g in groups]
@@ -131,17 +130,20 @@ class Experiments:
         """The ``kdreg report`` tables (:class:`~kdreg.reporting.report.ReportTable`); render them with
         :func:`kdreg.reporting.tables.render` (``"markdown"``, ``"latex"``, ``"html"``, …)."""
         from kdreg.reporting.report import build_report
-        from kdreg.store.queries import read_connection
 
         f = self._filters({**filters, "status": status, "keep_unset": baselines})
-        with read_connection(self._store) as conn:
-            return build_report(conn, f, scale=scale, digits=digits)
+        return build_report(self._store, f, scale=scale, digits=digits)
 
     def run(self, ref: str | int) -> dict[str, Any]:
         """Everything about one run (id or config-hash prefix), as ``kdreg show --json``."""
         from kdreg.reporting.runs import run_record
+        from kdreg.store.store import open_store
 
-        return run_record(self._store.find_run(ref))
+        store = open_store(self._db, create=False)  # the ORM, for the run's results and curves
+        try:
+            return run_record(store.find_run(ref))
+        finally:
+            store.close()
 
     @staticmethod
     def _filters(options: dict[str, Any]) -> Filters:

@@ -87,9 +87,9 @@ def export(
         until=until,
     )
     from kdreg.reporting.export import write_export
-    from kdreg.store.store import open_store
+    from kdreg.store.reading import open_reader
 
-    store = open_store(db, create=False)
+    store = open_reader(db)
     try:
         count = write_export(store, filters, fmt, out)
     finally:

@@ -188,29 +188,25 @@ def query(
         since=since,
         until=until,
     )
-    from kdreg.store.queries import read_connection, select_run_scores
-    from kdreg.store.store import open_store
+    from kdreg.store.queries import open_reader, read_connection, select_run_scores
 
     codes = [col.code for col in filters.language_columns]
-    store = open_store(db, create=False)
+    store = open_reader(db)
     try:
-        with read_connection(store) as conn:
-            if group_seeds:
-                from kdreg.reporting.aggregate import seed_groups
+        if group_seeds:
+            from kdreg.reporting.aggregate import seed_groups
 
-                groups = [
-                    g
-                    for m in filters.metrics
-                    for s in filters.splits
-                    for g in seed_groups(conn, filters, m, s)
-                ]
-                rows, columns = group_rows(groups, codes, fmt, sort, descending, limit)
-                what = "seed groups"
-            else:
+            groups = [
+                g for m in filters.metrics for s in filters.splits for g in seed_groups(store, filters, m, s)
+            ]
+            rows, columns = group_rows(groups, codes, fmt, sort, descending, limit)
+            what = "seed groups"
+        else:
+            with read_connection(store) as conn:
                 stmt = select_run_scores(filters, sort=sort, descending=descending, limit=limit)
                 found = [dict(r) for r in conn.execute(stmt).mappings()]
-                rows, columns = run_rows(found, codes, fmt)
-                what = "runs"
+            rows, columns = run_rows(found, codes, fmt)
+            what = "runs"
     finally:
         store.close()
     if not rows and fmt == "table":

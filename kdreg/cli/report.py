@@ -139,13 +139,11 @@ def report(
         keep_unset=baselines,
     )
     from kdreg.reporting.report import build_report
-    from kdreg.store.queries import read_connection
-    from kdreg.store.store import open_store
+    from kdreg.store.queries import open_reader
 
-    store = open_store(db, create=False)
+    store = open_reader(db)
     try:
-        with read_connection(store) as conn:
-            tables = build_report(conn, filters, scale=scale, digits=digits)
+        tables = build_report(store, filters, scale=scale, digits=digits)
     finally:
         store.close()
     if not tables:

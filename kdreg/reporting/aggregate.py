@@ -21,8 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kdreg.store.filters import Filters
-from kdreg.store.schema import STAGES
+from kdreg.store.filters import STAGES, Filters
 
 KEY_NAMES = {
     "teacher_spec": "teacher",
@@ -155,16 +154,45 @@ def group_sort_key(group: SeedGroup) -> tuple[Any, ...]:
     )
 
 
-def seed_groups(connection: Any, filters: Filters, metric: str, split: str) -> list[SeedGroup]:
+def fetch_all(source: Any, statements: Sequence[Any]) -> list[list[Any]]:
+    """Rows of each statement; from a :class:`~kdreg.store.reading.Reader`, in parallel.
+
+    The statements of a report are independent scans of the results; on their own
+    connections they run on two cores at once (SQLite releases the GIL while it works).
+    Given a single connection (tests, a caller's transaction), they run one after another.
+    """
+    if not hasattr(source, "engine"):
+        return [list(source.execute(stmt).mappings()) for stmt in statements]
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kdreg.store.reading import read_connection
+
+    def fetch(stmt: Any) -> list[Any]:
+        with read_connection(source) as connection:
+            return list(connection.execute(stmt).mappings())
+
+    with ThreadPoolExecutor(max_workers=min(2, len(statements))) as pool:
+        return list(pool.map(fetch, statements))
+
+
+def seed_groups(source: Any, filters: Filters, metric: str, split: str) -> list[SeedGroup]:
     """Aggregate the filtered runs over seeds for one metric and split (two SQL statements).
 
-    Groups are runs with the same teacher, student, stage, loss, benchmark and corpus
-    (display forms, parameters included).
+    ``source`` is a Reader (statements run in parallel) or an open connection. Groups are
+    runs with the same teacher, student, stage, loss, benchmark and corpus (display forms,
+    parameters included).
     """
     from kdreg.store.queries import GROUP_KEY, select_language_sums, select_zero_shot_sums
 
+    zero_shot_rows, language_rows = fetch_all(
+        source,
+        [
+            select_zero_shot_sums(filters, metric, split, GROUP_KEY),
+            select_language_sums(filters, metric, split, GROUP_KEY),
+        ],
+    )
     groups: dict[int, dict[str, Any]] = {}
-    for row in connection.execute(select_zero_shot_sums(filters, metric, split, GROUP_KEY)).mappings():
+    for row in zero_shot_rows:
         groups[row["gid"]] = {
             "key": {KEY_NAMES[name]: row[name] for name in GROUP_KEY},
             "runs": row["runs"],
@@ -172,7 +200,7 @@ def seed_groups(connection: Any, filters: Filters, metric: str, split: str) -> l
             "zero_shot": Aggregate.from_sums(row["n"], row["mean"], row["sumsq"]),
             "languages": {},
         }
-    for row in connection.execute(select_language_sums(filters, metric, split, GROUP_KEY)).mappings():
+    for row in language_rows:
         group = groups.get(row["gid"])
         if group is None:  # a group created between the two statements: it shows next time
             continue

@@ -133,15 +133,18 @@ def build_table(
 
 
 def build_report(
-    connection: Any, filters: Filters, *, scale: float = 100.0, digits: int = 1
+    source: Any, filters: Filters, *, scale: float = 100.0, digits: int = 1
 ) -> list[ReportTable]:
-    """Every benchmark × metric × split table the filters select (empty tables are left out)."""
+    """Every benchmark × metric × split table the filters select (empty tables are left out).
+
+    ``source`` is a :class:`~kdreg.store.reading.Reader` or an open connection.
+    """
     tables: list[ReportTable] = []
     languages = [col.code for col in filters.language_columns]
     for metric in filters.metrics:
         for split in filters.splits:
             by_benchmark: dict[str, list[SeedGroup]] = {}
-            for group in seed_groups(connection, filters, metric, split):
+            for group in seed_groups(source, filters, metric, split):
                 by_benchmark.setdefault(group.key.get("benchmark") or "", []).append(group)
             for groups in by_benchmark.values():
                 table = build_table(groups, languages=languages, scale=scale, digits=digits)

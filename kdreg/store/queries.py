@@ -21,9 +21,7 @@ into Python:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 from sqlalchemy import (
     ColumnElement,
@@ -39,18 +37,11 @@ from sqlalchemy import (
     select,
 )
 
-from kdreg.errors import ConfigError, StoreError
+from kdreg.errors import ConfigError
 from kdreg.store.filters import Filters, LanguageColumn
-from kdreg.store.schema import GridRun, Result, Run
+from kdreg.store.reading import grid_runs, open_reader, read_connection, results, runs
 
-if TYPE_CHECKING:
-    from sqlalchemy import Connection
-
-    from kdreg.store.store import Store
-
-runs = Run.__table__
-results = Result.__table__
-grid_runs = GridRun.__table__
+__all__ = ["open_reader", "read_connection"]  # re-exported: the read path in one import
 
 DIMENSIONS = {
     "teacher": (runs.c.teacher, runs.c.teacher_spec),
@@ -63,19 +54,6 @@ DIMENSIONS = {
 
 GROUP_KEY = ("teacher_spec", "student_spec", "stage", "loss_spec", "benchmark_spec", "corpus_spec")
 """What identifies a group of runs that differ only by seed."""
-
-
-@contextmanager
-def read_connection(store: Store) -> Iterator[Connection]:
-    """A connection for reading; any database error becomes one :class:`StoreError` line."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    try:
-        with store.engine.connect() as connection:
-            yield connection
-    except SQLAlchemyError as exc:
-        orig = getattr(exc, "orig", None) or exc
-        raise StoreError(f"Database error reading {store.label}: {str(orig).splitlines()[0][:200]}") from exc
 
 
 # --------------------------------------------------------------------------- conditions
@@ -239,20 +217,17 @@ def select_run_scores(
 
 # --------------------------------------------------------------------------- seed statistics
 def _grouped_runs(f: Filters, key: Sequence[str]) -> Subquery:
-    """Filtered runs with a group id: the smallest run id among runs that share ``key``.
+    """Filtered run ids with a group id: the smallest run id among runs that share ``key``.
 
     The smallest id (rather than a rank) keeps a group's id stable while a grid is adding
-    runs, so the two statements of a report agree on it.
+    runs, so the two statements of a report agree on it. Ordered by id, so the results
+    index is then read front to back rather than jumping around.
     """
     key_columns = [runs.c[name] for name in key]
     return (
-        select(
-            runs.c.id,
-            runs.c.seed,
-            *key_columns,
-            func.min(runs.c.id).over(partition_by=key_columns).label("gid"),
-        )
+        select(runs.c.id, func.min(runs.c.id).over(partition_by=key_columns).label("gid"))
         .where(*run_conditions(f))
+        .order_by(runs.c.id)
         .subquery("grouped")
     )
 

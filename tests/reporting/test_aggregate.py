@@ -143,3 +143,18 @@ def test_runs_pooled_across_hyper_parameters_are_flagged(tmp_path: Path) -> None
     assert (group.runs, group.seeds, group.mixed) == (2, 1, True)
     assert group.languages["de"].mean == pytest.approx(0.65)
     assert group.languages["de"].std == pytest.approx(math.sqrt(0.005))
+
+
+def test_a_reader_runs_the_statements_in_parallel_with_the_same_result(seeded) -> None:
+    from kdreg.store.reading import open_reader
+
+    store, _ = seeded
+    f = build_filters(teacher="xlmr", status="succeeded")
+    with read_connection(store) as conn:
+        sequential = seed_groups(conn, f, "accuracy", "test")
+    reader = open_reader(store.url)
+    try:
+        parallel = seed_groups(reader, f, "accuracy", "test")
+    finally:
+        reader.close()
+    assert parallel == sequential and len(parallel) == 2 * 21

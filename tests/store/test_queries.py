@@ -226,3 +226,29 @@ def test_bad_filter_values_are_one_clean_error(options: dict, message: str) -> N
 def test_language_columns_merge_spellings_of_one_language() -> None:
     f = build_filters(lang=["de", "deu_Latn", "fr", "de"])
     assert [(c.code, c.typed) for c in f.language_columns] == [("de", ("de", "deu_Latn")), ("fr", ("fr",))]
+
+
+def test_the_two_letter_shortcut_is_normalize_language() -> None:
+    import string
+
+    from kdreg.languages import normalize_language
+    from kdreg.store.filters import normalized
+
+    for a in string.ascii_letters:
+        for b in string.ascii_lowercase:
+            assert normalized(a + b) == normalize_language(a + b), a + b
+
+
+def test_light_tables_match_the_orm_models() -> None:
+    from kdreg.store import filters, reading, schema
+
+    for light, model in (
+        (reading.runs, schema.Run),
+        (reading.results, schema.Result),
+        (reading.grid_runs, schema.GridRun),
+    ):
+        real = model.__table__
+        assert light.name == real.name
+        for col in light.columns:
+            assert type(col.type) is type(real.c[col.name].type), col.name
+    assert filters.STAGES == schema.STAGES and filters.RUN_STATUSES == schema.RUN_STATUSES

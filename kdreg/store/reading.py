@@ -1,0 +1,93 @@
+"""The read side of the store without the ORM: light table clauses and a checked opening.
+
+`kdreg query` should answer in well under half a second, Python start-up included.
+Importing the ORM (``sqlalchemy.orm`` and the declarative models) costs about 80 ms of
+that and reads need none of it: the statements of :mod:`kdreg.store.queries` are built
+on ``table()``/``column()`` clauses naming the same tables and typed columns as
+:mod:`kdreg.store.schema` (a test keeps the two equal), and :func:`open_reader` opens the
+database with the same engine and schema check as :class:`~kdreg.store.store.Store`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import Boolean, Connection, DateTime, Engine, Float, Integer, String, column, table
+
+from kdreg.errors import StoreError
+
+_TEXT = ("teacher", "student", "loss", "benchmark", "corpus")
+
+runs = table(
+    "runs",
+    column("id", Integer),
+    column("config_hash", String),
+    *(column(name, String) for dim in _TEXT for name in (dim, f"{dim}_spec")),
+    column("stage", String),
+    column("seed", Integer),
+    column("status", String),
+    column("created_at", DateTime(timezone=True)),
+    column("finished_at", DateTime(timezone=True)),
+)
+results = table(
+    "results",
+    column("id", Integer),
+    column("run_id", Integer),
+    column("language", String),
+    column("lang", String),
+    column("split", String),
+    column("metric", String),
+    column("value", Float),
+    column("is_source", Boolean),
+)
+grid_runs = table("grid_runs", column("grid_id", Integer), column("run_id", Integer))
+
+
+@dataclass
+class Reader:
+    """An opened database for reading: its engine and how to name it to people."""
+
+    engine: Engine
+    label: str
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_reader(db: str | None = None) -> Reader:
+    """The database at ``db`` (URL or SQLite path; default as everywhere), checked to be at head.
+
+    A missing SQLite file is an error, never created. The default database may be upgraded
+    (after a backup), exactly as :class:`~kdreg.store.store.Store` does.
+    """
+    from kdreg.paths import resolve_db_url
+    from kdreg.store.engine import make_engine, sqlite_path
+    from kdreg.store.migrate import ensure_schema
+
+    url, is_default = resolve_db_url(db)
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        raise StoreError(f"No database at {path}; run `kdreg run` first or pass --db.")
+    engine = make_engine(url)
+    try:
+        ensure_schema(engine, auto_upgrade=is_default)
+    except BaseException:
+        engine.dispose()
+        raise
+    label = str(path) if path else engine.url.render_as_string(hide_password=True)
+    return Reader(engine, label)
+
+
+@contextmanager
+def read_connection(reader: Reader) -> Iterator[Connection]:
+    """A connection for reading; any database error becomes one :class:`StoreError` line."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        with reader.engine.connect() as connection:
+            yield connection
+    except SQLAlchemyError as exc:
+        orig = getattr(exc, "orig", None) or exc
+        raise StoreError(f"Database error reading {reader.label}: {str(orig).splitlines()[0][:200]}") from exc
