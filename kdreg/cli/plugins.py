@@ -117,3 +117,4 @@ def show_plugin(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(plugins_app, name="plugins")
+    from kdreg.cli import plugins_dev; plugins_dev.register(plugins_app)  # noqa: E702, I001 (check, new)

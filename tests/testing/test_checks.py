@@ -1,0 +1,300 @@
+"""kdreg.testing's conformance checks: good plugins pass, each kind of breakage is named.
+
+The plugins here are small real classes; losses run on real tensors, models are tiny
+saved BERTs loaded through the built-in ``hf`` teacher.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from kdreg.errors import IncompatiblePluginsError
+from kdreg.plugins.spec import Benchmark, Corpus, Example, Loss
+from kdreg.testing import CheckResult, assert_plugin_conforms, check_plugin
+
+
+def failures(results: list[CheckResult]) -> dict[str, str]:
+    return {r.name: r.reason for r in results if r.status == "fail"}
+
+
+def loadable(kind: str, name: str) -> bool:
+    """Whether a built-in exists and imports (other helpers may not have committed it yet)."""
+    from kdreg.errors import KdregError
+    from kdreg.plugins.registry import registry
+
+    try:
+        registry().entry(kind, name).load()
+    except KdregError:
+        return False
+    return True
+
+
+# ------------------------------------------------------------------ plugins
+@dataclass(frozen=True)
+class TemperatureParams:
+    temperature: float = field(default=2.0, metadata={"help": "softmax temperature"})
+
+
+class SoftKL(Loss):
+    """Soft-target KL (Hinton et al. 2015), T²-scaled."""
+
+    Params: ClassVar[type] = TemperatureParams
+
+    def compute(self, student: Any, teacher: Any, batch: Any) -> Any:
+        import torch.nn.functional as F
+
+        t = self.params.temperature
+        log_q = F.log_softmax(student.logits / t, -1)
+        log_p = F.log_softmax(teacher.logits.detach() / t, -1)
+        return (log_p.exp() * (log_p - log_q)).sum(-1).mean() * t * t
+
+
+class WrongSignature(SoftKL):
+    """Forgets the batch argument."""
+
+    def compute(self, student: Any, teacher: Any) -> Any:  # type: ignore[override]
+        return student.logits.sum()
+
+
+class NotFinite(SoftKL):
+    """Divides by zero."""
+
+    def compute(self, student: Any, teacher: Any, batch: Any) -> Any:
+        return student.logits.sum() / 0.0
+
+
+class TrainsTheTeacher(SoftKL):
+    """Does not detach the teacher."""
+
+    def compute(self, student: Any, teacher: Any, batch: Any) -> Any:
+        return ((student.logits - teacher.logits) ** 2).mean()
+
+
+class UndeclaredOutput(SoftKL):
+    """Reads hidden states without declaring them in needs."""
+
+    def compute(self, student: Any, teacher: Any, batch: Any) -> Any:
+        return (student.hidden_states[-1] - teacher.hidden_states[-1].detach()).pow(2).mean()
+
+
+class FinetuneOnly(SoftKL):
+    """Refuses pretraining."""
+
+    def prepare(self, teacher: Any, student: Any, stage: str) -> Any:
+        if stage == "pretrain":
+            raise IncompatiblePluginsError("class logits only")
+        return None
+
+
+class NoCompute:
+    """Not a subclass, and no compute."""
+
+    needs = frozenset({"logits"})
+
+
+@dataclass(frozen=True)
+class ListParams:
+    layers: list[int] = field(default_factory=lambda: [1, 2])
+
+
+class ListParameter(SoftKL):
+    """A parameter kdreg cannot parse from text."""
+
+    Params: ClassVar[type] = ListParams
+
+
+@dataclass(frozen=True)
+class NameParams:
+    prefix: str = "x"
+
+
+class CommaParameter(SoftKL):
+    """A string parameter."""
+
+    Params: ClassVar[type] = NameParams
+
+
+LANGUAGES = {"en": ["a good day", "a bad day"], "de": ["ein guter Tag", "ein schlechter Tag"]}
+
+
+class TwoLanguages(Benchmark):
+    """Good/bad days in English and German."""
+
+    label_offset: ClassVar[int] = 0
+
+    def languages(self) -> list[str]:
+        return list(LANGUAGES)
+
+    def source_language(self) -> str:
+        return "en"
+
+    def labels(self) -> list[str]:
+        return ["good", "bad"]
+
+    def examples(self, language: str, split: str) -> list[Example]:
+        return [Example(text, i + self.label_offset) for i, text in enumerate(LANGUAGES[language])]
+
+
+class LabelOutOfRange(TwoLanguages):
+    """Labels shifted by one."""
+
+    label_offset: ClassVar[int] = 1
+
+
+class MissingTestSplit(TwoLanguages):
+    """German has no test split."""
+
+    def examples(self, language: str, split: str) -> list[Example]:
+        return [] if (language, split) == ("de", "test") else super().examples(language, split)
+
+
+class Lines(Corpus):
+    """Two lines per language."""
+
+    def languages(self) -> list[str]:
+        return list(LANGUAGES)
+
+    def texts(self, language: str) -> Any:
+        return iter(LANGUAGES[language])
+
+    def sizes(self) -> dict[str, int]:
+        return {language: 2 for language in LANGUAGES}
+
+
+class Shuffled(Lines):
+    """A different order on every call."""
+
+    calls: ClassVar[list[int]] = []
+
+    def texts(self, language: str) -> Any:
+        self.calls.append(1)
+        lines = LANGUAGES[language]
+        return iter(lines if len(self.calls) % 2 else lines[::-1])
+
+
+# -------------------------------------------------------------------- tests
+def test_a_good_loss_passes_every_check_in_both_stages() -> None:
+    results = assert_plugin_conforms("loss", SoftKL, "temperature=4")
+    by_name = {r.name: r for r in results}
+    assert by_name["loss: finetune"].passed and by_name["loss: pretrain"].passed
+    assert "gradients reach student logits only" in by_name["loss: finetune"].reason
+    assert by_name["params: round-trip"].reason == "softkl:temperature=4"
+    assert by_name["contract: compute"].reason == "compute(self, student, teacher, batch)"
+
+
+@pytest.mark.parametrize(
+    ("cls", "row", "words"),
+    [
+        (WrongSignature, "contract: compute", ["compute(self, student, teacher)", "batch"]),
+        (NotFinite, "loss: finetune", ["compute returned", "not finite"]),
+        (TrainsTheTeacher, "loss: finetune", ["teacher", "detach"]),
+        (UndeclaredOutput, "loss: finetune", ["compute raised", "needs"]),
+        (ListParameter, "params: dataclass", ["layers", "list[int]"]),
+    ],
+    ids=lambda v: v.__name__ if isinstance(v, type) else None,
+)
+def test_broken_losses_fail_with_a_reason_naming_the_member(cls: type, row: str, words: list[str]) -> None:
+    found = failures(check_plugin("loss", cls))
+    assert row in found, found
+    for word in words:
+        assert word in found[row]
+
+
+def test_a_class_missing_members_gets_one_row_per_member() -> None:
+    found = failures(check_plugin("loss", NoCompute))
+    assert "'compute' is missing" in found["contract: compute"]
+    assert "'uses_teacher' is missing" in found["contract: uses_teacher"]
+    assert "'prepare' is missing" in found["contract: prepare"]
+
+
+def test_an_unimplemented_required_member_is_named() -> None:
+    class Lazy(Loss):
+        """Inherits compute from the base class."""
+
+    found = failures(check_plugin("loss", Lazy))
+    assert "'compute' is not implemented" in found["contract: compute"]
+
+
+def test_an_incompatible_stage_is_a_skip_not_a_failure() -> None:
+    results = check_plugin("loss", FinetuneOnly)
+    by_name = {r.name: r for r in results}
+    assert by_name["loss: pretrain"].status == "skip"
+    assert "class logits only" in by_name["loss: pretrain"].reason
+    assert by_name["loss: finetune"].status == "pass"
+    assert not failures(results)
+
+
+def test_parameters_that_do_not_survive_their_canonical_text_fail() -> None:
+    found = failures(check_plugin("loss", CommaParameter, {"prefix": "a,b"}))
+    assert "prefix" in found["params: round-trip"]
+
+
+def test_bad_parameters_are_a_failed_row_and_skip_the_rest() -> None:
+    results = check_plugin("loss", SoftKL, "temperature=warm")
+    assert "must be float" in failures(results)["params: build"]
+    assert results[-1].name == "behaviour" and results[-1].status == "skip"
+
+
+def test_assert_plugin_conforms_lists_every_failure() -> None:
+    with pytest.raises(AssertionError) as caught:
+        assert_plugin_conforms("loss", WrongSignature)
+    message = str(caught.value)
+    assert "contract: compute" in message and "WrongSignature" in message
+
+
+def test_benchmark_checks() -> None:
+    results = assert_plugin_conforms("benchmark", TwoLanguages)
+    names = [r.name for r in results]
+    assert "examples: en/train" in names and "examples: validation" in names and "examples: test" in names
+    assert (
+        "label 2 is outside range"
+        in failures(check_plugin("benchmark", LabelOutOfRange))["examples: en/train"]
+    )
+    assert "'de', 'test'" in failures(check_plugin("benchmark", MissingTestSplit))["examples: test"]
+
+
+def test_corpus_checks() -> None:
+    results = assert_plugin_conforms("corpus", Lines)
+    assert {r.name for r in results} >= {"corpus: languages", "corpus: texts", "corpus: sizes"}
+    assert "deterministic" in failures(check_plugin("corpus", Shuffled))["corpus: texts"]
+
+
+def test_an_unknown_installed_name_is_one_failed_row() -> None:
+    results = check_plugin("loss", "no-such-loss")
+    assert [r.name for r in results] == ["import"]
+    assert "no-such-loss" in results[0].reason
+
+
+@pytest.mark.parametrize("name", ["ce", "kl", "mse", "hidden", "attention", "cosine"])
+def test_builtin_losses_conform(name: str) -> None:
+    if not loadable("loss", name):
+        pytest.skip(f"built-in loss {name!r} is not there yet")
+    assert_plugin_conforms("loss", name)
+
+
+def test_builtin_teacher_and_student_conform(tiny_bert: Path) -> None:
+    if not (loadable("teacher", "hf") and loadable("student", "layers")):
+        pytest.skip("built-in hf teacher / layers student are not there yet")
+    results = assert_plugin_conforms("teacher", "hf", f"path={tiny_bert}")
+    assert any(r.name == "load(mlm)" and "2 layers" in r.reason for r in results)
+    results = assert_plugin_conforms("student", "layers:k=1", teacher=f"hf:path={tiny_bert}")
+    assert any(r.name == "build(classification, 3 labels)" and "1 layers" in r.reason for r in results)
+
+
+def test_builtin_data_plugins_conform(tmp_path: Path) -> None:
+    if not (loadable("benchmark", "files") and loadable("corpus", "text")):
+        pytest.skip("built-in files benchmark / text corpus are not there yet")
+    for language, texts in LANGUAGES.items():
+        (tmp_path / "corpus").mkdir(exist_ok=True)
+        (tmp_path / "corpus" / f"{language}.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+        folder = tmp_path / "task" / language
+        folder.mkdir(parents=True)
+        rows = "text\tlabel\n" + "".join(f"{t}\t{['good', 'bad'][i]}\n" for i, t in enumerate(texts))
+        for split in ("train", "dev", "test"):
+            (folder / f"{split}.tsv").write_text(rows, encoding="utf-8")
+    assert_plugin_conforms("corpus", "text", f"path={tmp_path / 'corpus'}")
+    assert_plugin_conforms("benchmark", "files", f"path={tmp_path / 'task'}")
