@@ -6,12 +6,14 @@ memory; Parquet goes through pyarrow (the ``export`` extra), imported only for i
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from kdreg.cli.options import (
+    FILTER_HELP,
     BenchmarkOption,
     CorpusOption,
     DbOption,
@@ -55,11 +57,23 @@ def export(
     status: StatusOption = None,
     metric: Annotated[
         list[str] | None,
-        typer.Option("--metric", help="Only these metrics (default: all).", show_default=False),
+        typer.Option(
+            "--metric",
+            metavar="METRIC",
+            help="Only these metrics (default: all).",
+            show_default=False,
+            rich_help_panel="Filters",
+        ),
     ] = None,
     split: Annotated[
         list[str] | None,
-        typer.Option("--split", help="Only these splits (default: all).", show_default=False),
+        typer.Option(
+            "--split",
+            metavar="SPLIT",
+            help="Only these splits (default: all).",
+            show_default=False,
+            rich_help_panel="Filters",
+        ),
     ] = None,
     grid: GridOption = None,
     since: SinceOption = None,
@@ -99,4 +113,4 @@ def export(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("export")(export)
+    app.command("export", help=f"{inspect.cleandoc(export.__doc__ or '')}\n\n{FILTER_HELP}")(export)

@@ -35,61 +35,42 @@ def check_format(fmt: str, allowed: tuple[str, ...] = FORMATS) -> str:
 
 # --------------------------------------------------------------------------- store filters
 # Shared by `query`, `report` and `export`: repeat an option (or comma-separate values)
-# for OR within it; different options combine with AND.
-_MANY = "Repeat or comma-separate for several (OR); options combine with AND."
+# for OR within it; different options combine with AND (said once, in each command's help).
+FILTER_HELP = (
+    "Filters: repeat an option or comma-separate values for OR (--stage none,both); "
+    "different options combine with AND. Names match a plugin's name or its full spec."
+)
+
+
+def _filter(flag: str, metavar: str, text: str, *short: str) -> typer.models.OptionInfo:
+    """A filter option, listed under its own heading in ``--help``."""
+    return typer.Option(flag, *short, metavar=metavar, help=text, show_default=False,
+                        rich_help_panel="Filters")
+
+
 LangOption = Annotated[
-    list[str] | None,
-    typer.Option("--lang", "-l", help=f"Language: de, deu and deu_Latn are the same language. {_MANY}",
-                 show_default=False),
+    list[str] | None, _filter("--lang", "CODE", "Language; de, deu and deu_Latn are one language.", "-l")
 ]
-TeacherOption = Annotated[
-    list[str] | None,
-    typer.Option("--teacher", help=f"Teacher name or full spec. {_MANY}", show_default=False),
-]
-StudentOption = Annotated[
-    list[str] | None,
-    typer.Option("--student", help=f"Student name or full spec. {_MANY}", show_default=False),
-]
-LossOption = Annotated[
-    list[str] | None, typer.Option("--loss", help=f"Loss name or full spec (kl, kl:alpha=0.5). {_MANY}",
-                                   show_default=False)
-]
-BenchmarkOption = Annotated[
-    list[str] | None, typer.Option("--benchmark", help=f"Benchmark name or spec. {_MANY}", show_default=False)
-]
-CorpusOption = Annotated[
-    list[str] | None, typer.Option("--corpus", help=f"Corpus name or spec. {_MANY}", show_default=False)
-]
+TeacherOption = Annotated[list[str] | None, _filter("--teacher", "NAME", "Teacher (mbert, hf:path=…).")]
+StudentOption = Annotated[list[str] | None, _filter("--student", "NAME", "Student (layers, layers:k=6).")]
+LossOption = Annotated[list[str] | None, _filter("--loss", "NAME", "Loss (kl, kl:alpha=0.5).")]
+BenchmarkOption = Annotated[list[str] | None, _filter("--benchmark", "NAME", "Benchmark (xnli, sib200).")]
+CorpusOption = Annotated[list[str] | None, _filter("--corpus", "NAME", "Pretraining corpus.")]
 StageOption = Annotated[
-    list[str] | None,
-    typer.Option("--stage", help=f"Stage: teacher, none, finetune, pretrain, both. {_MANY}",
-                 show_default=False),
+    list[str] | None, _filter("--stage", "STAGE", "teacher, none, finetune, pretrain or both.")
 ]
-SeedOption = Annotated[list[str] | None, typer.Option("--seed", help=f"Seed. {_MANY}", show_default=False)]
+SeedOption = Annotated[list[str] | None, _filter("--seed", "SEED", "Seed.")]
 StatusOption = Annotated[
-    list[str] | None,
-    typer.Option("--status", help=f"Run status: pending, running, succeeded, failed, interrupted. {_MANY}",
-                 show_default=False),
+    list[str] | None, _filter("--status", "STATUS", "pending, running, succeeded, failed or interrupted.")
 ]
 MetricOption = Annotated[
-    list[str] | None,
-    typer.Option("--metric", help=f"Metric to show (default accuracy). {_MANY}", show_default=False),
+    list[str] | None, _filter("--metric", "METRIC", "Metric to show (default accuracy).")
 ]
-SplitOption = Annotated[
-    list[str] | None,
-    typer.Option("--split", help=f"Evaluation split to show (default test). {_MANY}", show_default=False),
-]
-GridOption = Annotated[
-    list[str] | None, typer.Option("--grid", help=f"Only runs of this grid id. {_MANY}", show_default=False)
-]
-SinceOption = Annotated[
-    str | None, typer.Option("--since", help="Runs created on or after this ISO date/time (UTC).",
-                             show_default=False)
-]
+SplitOption = Annotated[list[str] | None, _filter("--split", "SPLIT", "Split to show (default test).")]
+GridOption = Annotated[list[str] | None, _filter("--grid", "ID", "Runs planned by this grid.")]
+SinceOption = Annotated[str | None, _filter("--since", "DATE", "Created on or after (ISO date/time, UTC).")]
 UntilOption = Annotated[
-    str | None,
-    typer.Option("--until", help="Runs created before the end of this ISO date (or before this time).",
-                 show_default=False),
+    str | None, _filter("--until", "DATE", "Created before the end of this date (or before this time).")
 ]
 
 

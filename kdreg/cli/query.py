@@ -7,12 +7,14 @@ typer, rich and SQLAlchemy are imported, so a query starts in a fraction of a se
 
 from __future__ import annotations
 
+import inspect
 from datetime import datetime
 from typing import Annotated, Any
 
 import typer
 
 from kdreg.cli.options import (
+    FILTER_HELP,
     BenchmarkOption,
     CorpusOption,
     DbOption,
@@ -38,12 +40,15 @@ SortOption = Annotated[
     str,
     typer.Option(
         "--sort",
+        metavar="KEY",
         help="Order by: run, created, teacher, student, stage, loss, benchmark, corpus, seed, status, "
         "source, zero_shot or a --lang code (scores best first, runs newest first).",
     ),
 ]
 OrderOption = Annotated[bool | None, typer.Option("--desc/--asc", help="Override the sort direction.")]
-LimitOption = Annotated[int | None, typer.Option("--limit", "-n", min=1, help="At most this many rows.")]
+LimitOption = Annotated[
+    int | None, typer.Option("--limit", "-n", min=1, metavar="N", help="At most this many rows.")
+]
 GroupSeedsOption = Annotated[
     bool, typer.Option("--group-seeds", help="Collapse runs that differ only by seed into mean ± std (n).")
 ]
@@ -222,4 +227,4 @@ def query(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("query")(query)
+    app.command("query", help=f"{inspect.cleandoc(query.__doc__ or '')}\n\n{FILTER_HELP}")(query)

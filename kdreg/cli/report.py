@@ -7,12 +7,14 @@ embeds (matplotlib, an optional extra, is imported only then).
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from kdreg.cli.options import (
+    FILTER_HELP,
     BenchmarkOption,
     CorpusOption,
     DbOption,
@@ -98,8 +100,10 @@ def report(
         list[str] | None,
         typer.Option(
             "--status",
-            help="Run status to include (default: succeeded). Repeat for several.",
+            metavar="STATUS",
+            help="Run status to include (default: succeeded).",
             show_default=False,
+            rich_help_panel="Filters",
         ),
     ] = None,
     metric: MetricOption = None,
@@ -175,4 +179,4 @@ def report(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("report")(report)
+    app.command("report", help=f"{inspect.cleandoc(report.__doc__ or '')}\n\n{FILTER_HELP}")(report)
