@@ -54,6 +54,8 @@ GroupSeedsOption = Annotated[
 ]
 
 GROUP_LABELS = ("teacher", "student", "stage", "loss", "benchmark", "corpus")
+TABLE_ROWS = 100
+"""Rows a terminal table shows when no --limit is given."""
 
 
 def _when(value: Any) -> Any:
@@ -196,6 +198,10 @@ def query(
     from kdreg.store.queries import open_reader, read_connection, select_run_scores
 
     codes = [col.code for col in filters.language_columns]
+    # A terminal table of 100,000 runs helps nobody and takes rich minutes to draw: without
+    # --limit the table shows the first rows and says so (machine formats get everything).
+    shown = limit if limit is not None or fmt != "table" else TABLE_ROWS
+    limit = shown + 1 if limit is None and shown is not None else limit
     store = open_reader(db)
     try:
         if group_seeds:
@@ -217,13 +223,17 @@ def query(
     if not rows and fmt == "table":
         err_console.print(f"No {what} match in {store.label}.")
         return
+    more = shown is not None and len(rows) > shown
+    rows = rows[:shown] if shown is not None else rows
     title = None
     scores = ("source", *codes, "zero_shot")
     if fmt == "table":
         columns, shared = for_people(rows, [c for c in columns if c not in ("hash", "targets")], keep=scores)
-        title = f"{len(rows)} {what}" + (f" · {shared}" if shared else "")
+        title = f"{'first ' if more else ''}{len(rows)} {what}" + (f" · {shared}" if shared else "")
     numbers = ("run", "seed", "runs", "seeds", "created") + (() if group_seeds else scores)
     render_rows(rows, columns, fmt=fmt, title=title, no_wrap=numbers)
+    if more:
+        err_console.print(f"More {what} match: --limit N shows more, --format csv all of them.")
 
 
 def register(app: typer.Typer) -> None:

@@ -320,3 +320,12 @@ def test_read_commands_import_nothing_heavy(seeded) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stderr.strip().splitlines()[-1]) == []
+
+
+def test_a_terminal_table_shows_the_first_hundred_rows_and_says_so(seeded) -> None:
+    path, runs = seeded
+    done = kdreg(path, "query")
+    assert done.exit_code == 0 and "first 100 runs" in done.stdout and "--limit N shows more" in done.stderr
+    assert len(json.loads(kdreg(path, "query", "-f", "json").stdout)) == len(runs)
+    small = kdreg(path, "query", "--teacher", "mbert", "--seed", "0", "--stage", "teacher")
+    assert "first" not in small.stdout and small.stderr == ""
