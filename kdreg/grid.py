@@ -184,11 +184,15 @@ def _phases(stage: str, hp: HParams) -> dict[str, Any]:
     return {name: config[name] for name in wanted}
 
 
-def expand_grid(request: GridRequest, resolve: Any, resolve_loss: Any) -> list[Job]:
+def expand_grid(request: GridRequest, resolve: Any, resolve_loss: Any,
+                select_languages: Any = None) -> list[Job]:
     """The jobs of a grid, teachers first, duplicates merged by config hash.
 
     ``resolve(kind, text)`` returns a ResolvedPlugin; ``resolve_loss(text)`` a resolved
-    (possibly combined) loss with ``spec``, ``name`` and ``identity()``.
+    (possibly combined) loss with ``spec``, ``name`` and ``identity()``;
+    ``select_languages(benchmark, codes)`` the benchmark's own codes that ``--lang`` selects
+    (() for all; it raises ConfigError for a code the benchmark lacks). Without it, the
+    codes are recorded normalised and sorted.
     """
     v = request.values
     hp = request.hparams
@@ -199,15 +203,18 @@ def expand_grid(request: GridRequest, resolve: Any, resolve_loss: Any) -> list[J
     stages = list(dict.fromkeys(v["stage"]))
     corpora = [resolve("corpus", c) for c in v["corpus"]] if USES_PRETRAIN & set(stages) else []
     if USES_PRETRAIN & set(stages) and not corpora:
-        raise ConfigError("Stages pretrain/both need a corpus; pass --corpus NAME (see `kdreg plugins --kind corpus`).")
+        raise ConfigError(
+            "Stages pretrain/both need a corpus; pass --corpus NAME (see `kdreg plugins --kind corpus`)."
+        )
     seeds = [int(s) for s in dict.fromkeys(v["seed"])]
-    languages = tuple(dict.fromkeys(v["lang"]))
+    requested = tuple(dict.fromkeys(v["lang"]))
     if (USES_FINETUNED_TEACHER | USES_PRETRAIN) & set(stages) and not losses:
         raise ConfigError("Stages finetune/pretrain/both need a loss; pass --loss NAME.")
 
     jobs: dict[str, Job] = {}
     for teacher in teachers:
         for benchmark in benchmarks:
+            languages = _languages(benchmark, requested, select_languages)
             for seed in seeds:
                 base = {
                     "teacher": teacher.identity(),
@@ -216,7 +223,8 @@ def expand_grid(request: GridRequest, resolve: Any, resolve_loss: Any) -> list[J
                     "pipeline": PIPELINE_VERSION,
                 }
                 teacher_key = config_hash({**base, "hparams": _phases("teacher", hp)})
-                config = {**base, "stage": "teacher", "languages": list(languages), "hparams": _phases("teacher", hp)}
+                config = {**base, "stage": "teacher", "languages": list(languages),
+                          "hparams": _phases("teacher", hp)}
                 _add(jobs, Job("teacher", seed, teacher, benchmark, languages, hp,
                                _record(config, teacher, benchmark, "teacher", seed), teacher_key))
                 for student in students:
@@ -242,10 +250,21 @@ def expand_grid(request: GridRequest, resolve: Any, resolve_loss: Any) -> list[J
                                     "languages": list(languages),
                                     "hparams": _phases(stage, hp),
                                 }
-                                record = _record(config, teacher, benchmark, stage, seed, student, loss, corpus)
+                                record = _record(config, teacher, benchmark, stage, seed, student, loss,
+                                                 corpus)
                                 _add(jobs, Job(stage, seed, teacher, benchmark, languages, hp, record,
                                                teacher_key, student, loss, corpus, pretrain_key))
     return list(jobs.values())
+
+
+def _languages(benchmark: Any, requested: tuple[str, ...], select: Any) -> tuple[str, ...]:
+    if not requested:
+        return ()
+    if select is not None:
+        return tuple(select(benchmark, requested))
+    from kdreg.languages import normalize_language
+
+    return tuple(sorted({normalize_language(code) for code in requested}))
 
 
 def _add(jobs: dict[str, Job], job: Job) -> None:

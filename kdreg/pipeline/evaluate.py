@@ -13,6 +13,9 @@ from typing import Any
 from kdreg.pipeline.data import encode_examples, labelled_batches
 from kdreg.store.store import ResultRecord
 
+LISTED_LANGUAGES = 20
+"""How many of a benchmark's languages an error message lists (SIB-200 has over 200)."""
+
 
 def accuracy(gold: Sequence[int], predicted: Sequence[int]) -> float:
     """Fraction of exact matches."""
@@ -64,7 +67,8 @@ def logits_for(model: Any, tokenizer: Any, examples: Sequence[Any], *, max_lengt
 def predict(model: Any, tokenizer: Any, examples: Sequence[Any], *, max_length: int, batch_size: int,
             device: Any) -> list[int]:
     """Predicted label per example."""
-    logits = logits_for(model, tokenizer, examples, max_length=max_length, batch_size=batch_size, device=device)
+    logits = logits_for(model, tokenizer, examples, max_length=max_length, batch_size=batch_size,
+                        device=device)
     return logits.argmax(dim=-1).tolist() if len(logits) else []
 
 
@@ -95,25 +99,46 @@ def evaluate(model: Any, tokenizer: Any, benchmark: Any, languages: Sequence[str
     return results
 
 
-def evaluation_languages(benchmark: Any, requested: Sequence[str]) -> list[str]:
+def evaluation_languages(benchmark: Any, requested: Sequence[str], name: str | None = None) -> list[str]:
     """The source language plus the requested targets (all when none requested), in benchmark order.
 
-    Requested codes match the benchmark's own codes or their normalised form, so
-    ``--lang de`` selects ``deu_Latn`` in SIB-200.
+    A requested code matches the benchmark's own code exactly (``zho_Hant``), ignoring case, or
+    else every language with the same normalised form, so ``--lang de`` selects ``deu_Latn`` in
+    SIB-200 and ``--lang zh`` both Chinese scripts. An unknown code is a ConfigError.
     """
     from kdreg.errors import ConfigError
     from kdreg.languages import normalize_language
 
     available = list(benchmark.languages())
-    source = benchmark.source_language()
     if not requested:
         return available
-    wanted = {normalize_language(r) for r in requested} | set(requested)
-    chosen = [lang for lang in available if lang in wanted or benchmark.normalize_language(lang) in wanted]
-    missing = [r for r in requested if r not in chosen and normalize_language(r) not in
-               {benchmark.normalize_language(c) for c in chosen}]
+    chosen: set[str] = set()
+    missing: list[str] = []
+    for raw in requested:
+        code = raw.strip()
+        matches = [lang for lang in available if lang == code] or [
+            lang for lang in available if lang.lower() == code.lower()
+        ] or [lang for lang in available if benchmark.normalize_language(lang) == normalize_language(code)]
+        if matches:
+            chosen.update(matches)
+        else:
+            missing.append(code)
     if missing:
+        shown = ", ".join(available[:LISTED_LANGUAGES])
+        more = f" and {len(available) - LISTED_LANGUAGES} more" if len(available) > LISTED_LANGUAGES else ""
         raise ConfigError(
-            f"Language(s) {', '.join(missing)} not in this benchmark; it has: {', '.join(available)}."
+            f"Language(s) {', '.join(missing)} not in benchmark {name or type(benchmark).__name__} (it has "
+            f"{shown}{more}); --lang takes those codes or their ISO 639 forms (de for deu_Latn)."
         )
+    source = benchmark.source_language()
     return [lang for lang in available if lang == source or lang in chosen]
+
+
+def selected_languages(benchmark: Any, requested: Sequence[str], name: str | None = None) -> tuple[str, ...]:
+    """What a run's canonical config records for ``--lang``: the evaluated codes, or () for all.
+
+    Spelling does not matter (``de``, ``DE``, ``deu`` and ``en,de`` on an English-source
+    benchmark are one selection), so equal selections are one run.
+    """
+    evaluated = evaluation_languages(benchmark, requested, name)
+    return () if len(evaluated) == len(list(benchmark.languages())) else tuple(evaluated)
