@@ -48,7 +48,8 @@ def encode_examples(tokenizer: Any, examples: Sequence[Example], max_length: int
     ]
 
 
-def length_grouped_order(lengths: Sequence[int], batch_size: int, rng: random.Random | None) -> list[list[int]]:
+def length_grouped_order(lengths: Sequence[int], batch_size: int,
+                         rng: random.Random | None) -> list[list[int]]:
     """Batches of indices: similar lengths together; shuffled when ``rng`` is given, else sorted."""
     indices = list(range(len(lengths)))
     if rng is None:
@@ -71,7 +72,8 @@ def pad_batch(items: Sequence[Encoded], pad_id: int) -> dict[str, Any]:
     width = max(len(e.input_ids) for e in items)
     ids = torch.full((len(items), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(items), width), dtype=torch.long)
-    types = torch.zeros((len(items), width), dtype=torch.long) if items[0].token_type_ids is not None else None
+    has_types = items[0].token_type_ids is not None
+    types = torch.zeros((len(items), width), dtype=torch.long) if has_types else None
     for row, e in enumerate(items):
         n = len(e.input_ids)
         ids[row, :n] = torch.tensor(e.input_ids)

@@ -35,7 +35,11 @@ class TrainHParams:
 
 @dataclass(frozen=True)
 class PretrainHParams(TrainHParams):
-    """Distillation during pretraining on unlabeled corpus text."""
+    """Distillation during pretraining on unlabeled corpus text.
+
+    Measured in steps by default; ``epochs`` (with ``max_steps = 0``) counts passes over the
+    corpus's lines as its ``sizes()`` reports them, so it needs a corpus that knows its size.
+    """
 
     max_steps: int = 1000
     epochs: float = 0.0
@@ -115,3 +119,9 @@ def _validate(hp: HParams) -> None:
             raise ConfigError(f"[{section}] needs max_steps > 0 or epochs > 0.")
         if not 0 <= phase.warmup_ratio < 1 or phase.learning_rate <= 0:
             raise ConfigError(f"[{section}] needs 0 ≤ warmup_ratio < 1 and learning_rate > 0.")
+    if not 0 < hp.pretrain.mlm_probability < 1:
+        raise ConfigError("[pretrain] needs 0 < mlm_probability < 1 (BERT masks 0.15 of the tokens).")
+    if not hp.pretrain.language_alpha >= 0:
+        raise ConfigError("[pretrain] needs language_alpha ≥ 0 (0 samples languages uniformly, 1 by size).")
+    if hp.eval_batch_size < 1:
+        raise ConfigError("eval_batch_size must be ≥ 1.")

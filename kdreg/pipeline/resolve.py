@@ -48,4 +48,5 @@ class ResolvedLoss:
 
 def resolve_loss(registry: Registry, text: str) -> ResolvedLoss:
     """Parse and validate ``kl:temperature=4+0.5*hidden`` against the installed loss plugins."""
-    return ResolvedLoss([(term.weight, registry.resolve("loss", term.spec)) for term in parse_loss_combination(text)])
+    terms = parse_loss_combination(text)
+    return ResolvedLoss([(term.weight, registry.resolve("loss", term.spec)) for term in terms])

@@ -50,7 +50,9 @@ class Device:
         if requested == "cuda" and not torch.cuda.is_available():
             from kdreg.errors import ConfigError
 
-            raise ConfigError("--device cuda was asked for but no CUDA device is available; use --device cpu.")
+            raise ConfigError(
+                "--device cuda was asked for but no CUDA device is available; use --device cpu."
+            )
         use_cpu = requested == "cpu" or not torch.cuda.is_available()
         bf16 = not use_cpu and torch.cuda.is_bf16_supported()
         self.accelerator = Accelerator(cpu=use_cpu, mixed_precision="bf16" if bf16 else "no")
@@ -98,7 +100,8 @@ def _optimizer(modules: list[Any], learning_rate: float, weight_decay: float) ->
         for name, param in module.named_parameters():
             if not param.requires_grad:
                 continue
-            (no_decay if name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name else decay).append(param)
+            plain = name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name
+            (no_decay if plain else decay).append(param)
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=learning_rate)
 
@@ -132,6 +135,21 @@ def train(
     needs = frozenset(loss.needs)
     if "attentions" in needs:
         use_eager_attention(student)
+    try:
+        curve = _loop(device, modules, student, loss, stage, batches, total_steps, optimizer, scheduler,
+                      teacher_side, on_step, max_grad_norm, needs)
+    finally:
+        # The Accelerator keeps every prepared optimizer (and through it the student's
+        # parameters and Adam state) until told otherwise: a grid would hold them all.
+        device.accelerator.free_memory()
+    student.eval()
+    return curve
+
+
+def _loop(device: Device, modules: list[Any], student: Any, loss: Any, stage: str,
+          batches: Iterator[dict[str, Any]], total_steps: int, optimizer: Any, scheduler: Any,
+          teacher_side: TeacherSide | None, on_step: StepCallback | None, max_grad_norm: float,
+          needs: frozenset[str]) -> Curve:
     curve = Curve()
     started = time.perf_counter()
     for step in range(1, total_steps + 1):
@@ -159,9 +177,20 @@ def train(
         curve.losses.append(number)
         if on_step is not None:
             on_step(step, number)
-    student.eval()
     curve.seconds = time.perf_counter() - started
     return curve
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (every device), before anything random happens.
+
+    The pipeline calls this right before each random step (a new head, a projection, a
+    training phase), not once per run, so a run's numbers do not depend on what else the
+    process did first, e.g. whether the fine-tuned teacher was already cached.
+    """
+    from transformers import set_seed
+
+    set_seed(seed)
 
 
 def steps_for(num_examples: int, batch_size: int, epochs: float, max_steps: int) -> int:
