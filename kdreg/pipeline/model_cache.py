@@ -17,6 +17,9 @@ from typing import Any
 
 from kdreg.paths import cache_dir
 
+COMPLETE = "kdreg-complete"
+"""Marker file written last: a folder without it is not a model (yet)."""
+
 
 def models_dir() -> Path:
     """Where intermediate models are kept."""
@@ -36,16 +39,16 @@ def get_or_create(kind: str, key: str, create: Callable[[Path], None]) -> tuple[
     from filelock import FileLock
 
     target = model_path(kind, key)
-    if (target / "kdreg-complete").exists():
+    if (target / COMPLETE).exists():
         return target, False
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock", timeout=-1):
-        if (target / "kdreg-complete").exists():
+        if (target / COMPLETE).exists():
             return target, False
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
         try:
             create(tmp)
-            (tmp / "kdreg-complete").write_text(key + "\n")
+            (tmp / COMPLETE).write_text(key + "\n")
             if target.exists():  # an incomplete leftover from a crash
                 shutil.rmtree(target)
             tmp.rename(target)
