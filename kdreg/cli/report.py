@@ -58,10 +58,25 @@ BaselinesOption = Annotated[
 ]
 
 
+def plot_or_note(tables: list, plot_format: str) -> tuple[bytes | None, str | None]:  # type: ignore[type-arg]
+    """The plot, or why there is none (said on stderr): tables never fail for want of a plot."""
+    from kdreg.errors import KdregError
+    from kdreg.reporting.plot import matplotlib_available, plot_report
+
+    if not matplotlib_available():
+        note = "No plot: matplotlib is not installed (pip install 'kdreg[report]')."
+    else:
+        try:
+            return plot_report(tables, plot_format), None
+        except KdregError as exc:
+            note = f"No plot: {exc}"
+    err_console.print(note)
+    return None, note
+
+
 def write_all(tables: list, out: Path, plot_format: str) -> list[Path]:  # type: ignore[type-arg]
     """Every format into ``out``; the plot when matplotlib is there (the HTML page embeds it)."""
     from kdreg.errors import ConfigError
-    from kdreg.reporting.plot import matplotlib_available, plot_report
     from kdreg.reporting.tables import EXTENSIONS, render
 
     try:
@@ -69,16 +84,11 @@ def write_all(tables: list, out: Path, plot_format: str) -> list[Path]:  # type:
     except OSError as exc:
         raise ConfigError(f"Cannot create the output folder {out}: {exc.strerror or exc}.") from None
     written: list[Path] = []
-    plot = None
-    note = None
-    if matplotlib_available():
-        plot = plot_report(tables, plot_format)
+    plot, note = plot_or_note(tables, plot_format)
+    if plot is not None:
         target = out / f"report.{plot_format}"
         target.write_bytes(plot)
         written.append(target)
-    else:
-        note = "No plot: matplotlib is not installed (pip install 'kdreg[report]')."
-        err_console.print(note)
     for fmt, ext in EXTENSIONS.items():
         options = {"plot": plot, "plot_format": plot_format, "plot_note": note} if fmt == "html" else {}
         target = out / f"report.{ext}"
@@ -169,12 +179,8 @@ def report(
 
     options = {}
     if fmt == "html":
-        from kdreg.reporting.plot import matplotlib_available, plot_report
-
-        if matplotlib_available():
-            options = {"plot": plot_report(tables, plot_format), "plot_format": plot_format}
-        else:
-            options = {"plot_note": "No plot: matplotlib is not installed (pip install 'kdreg[report]')."}
+        plot, note = plot_or_note(tables, plot_format)
+        options = {"plot": plot, "plot_format": plot_format, "plot_note": note}
     sys.stdout.write(render(tables, fmt, **options))
 
 

@@ -329,3 +329,18 @@ def test_a_terminal_table_shows_the_first_hundred_rows_and_says_so(seeded) -> No
     assert len(json.loads(kdreg(path, "query", "-f", "json").stdout)) == len(runs)
     small = kdreg(path, "query", "--teacher", "mbert", "--seed", "0", "--stage", "teacher")
     assert "first" not in small.stdout and small.stderr == ""
+
+
+def test_without_the_optional_extras_the_errors_name_them(seeded, tmp_path: Path, monkeypatch) -> None:
+    """pyarrow / matplotlib absent (an import of them fails): one actionable line, the rest still works."""
+    path, _ = seeded
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    done = kdreg(path, "export", "-f", "parquet", "-o", str(tmp_path / "x.parquet"))
+    assert done.exit_code == 1 and "Parquet export needs pyarrow: pip install 'kdreg[export]'" in done.stderr
+    assert not list(tmp_path.iterdir())  # no partial file left behind
+    out = tmp_path / "report"
+    done = kdreg(path, "report", "--teacher", "mbert", "--out", str(out))
+    assert done.exit_code == 0 and "No plot" in done.stderr
+    assert "No plot: matplotlib is not installed" in (out / "report.html").read_text()
+    assert not list(out.glob("report.png"))

@@ -82,3 +82,11 @@ def test_the_api_imports_no_torch_and_no_pandas_without_frames(db: str) -> None:
     assert done.returncode == 0, done.stderr
     n, heavy = json.loads(done.stdout)
     assert n > 0 and heavy == []
+
+
+def test_without_pandas_frames_fail_cleanly_and_records_still_work(db: str, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    with connect(db) as experiments:
+        with pytest.raises(KdregError, match=r"pip install 'kdreg\[report\]'"):
+            experiments.runs(limit=1)
+        assert len(experiments.runs(limit=1, frame=False)) == 1
