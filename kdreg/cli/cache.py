@@ -30,8 +30,10 @@ def cache_info(ctx: typer.Context, as_json: JsonOption = False) -> None:
     from kdreg.pipeline.model_cache import folder_size, models_dir
 
     root = models_dir()
-    entries = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.exists() else []
-    rows = [{"model": p.name, "size": _human(folder_size(p)), "bytes": folder_size(p)} for p in entries]
+    found = root.iterdir() if root.exists() else ()
+    entries = sorted(p for p in found if p.is_dir() and not p.name.startswith("."))
+    sizes = {p: folder_size(p) for p in entries}
+    rows = [{"model": p.name, "size": _human(size), "bytes": size} for p, size in sizes.items()]
     total = folder_size(cache_dir())
     if as_json:
         print_json({"path": str(cache_dir()), "bytes": total, "models": rows})

@@ -14,17 +14,24 @@ from kdreg.cli.output import console, err_console, render_rows
 
 
 def _multi(help_text: str, *names: str) -> Any:
-    return typer.Option(*names, help=help_text + " Repeat the option or give a comma list.", show_default=False)
+    return typer.Option(*names, help=help_text + " Repeat the option or give a comma list.",
+                        show_default=False)
 
 
-Teachers = Annotated[list[str] | None, _multi("Teacher plugin(s), e.g. bert-large or hf:path=/models/t.", "--teacher", "-t")]
-Students = Annotated[list[str] | None, _multi("Student plugin(s) (default: layers, half the teacher's layers).", "--student", "-s")]
-Losses = Annotated[list[str] | None, _multi("KD loss(es), e.g. kl:temperature=2 or kl+0.5*hidden (default: kl).", "--loss", "-l")]
-Benchmarks = Annotated[list[str] | None, _multi("Benchmark(s) (default: xnli).", "--benchmark", "-b")]
-Corpora = Annotated[list[str] | None, _multi("Corpus plugin(s) for stages pretrain/both (default: wikipedia).", "--corpus", "-c")]
-Stages = Annotated[list[str] | None, _multi("Stage(s): none, finetune, pretrain, both (default: all four).", "--stage")]
-Seeds = Annotated[list[str] | None, _multi("Seed(s) (default: 0).", "--seed")]
-Langs = Annotated[list[str] | None, _multi("Target language(s) to evaluate besides the source (default: all).", "--lang")]
+Many = list[str] | None
+Teachers = Annotated[Many, _multi("Teacher plugin(s), e.g. bert-large or hf:path=/models/t.",
+                                  "--teacher", "-t")]
+Students = Annotated[Many, _multi("Student plugin(s) (default: layers, half the teacher's layers).",
+                                  "--student", "-s")]
+Losses = Annotated[Many, _multi("KD loss(es), e.g. kl:temperature=2 or kl+0.5*hidden (default: kl).",
+                                "--loss", "-l")]
+Benchmarks = Annotated[Many, _multi("Benchmark(s) (default: xnli).", "--benchmark", "-b")]
+Corpora = Annotated[Many, _multi("Corpus plugin(s) for stages pretrain/both (default: wikipedia).",
+                                 "--corpus", "-c")]
+Stages = Annotated[Many, _multi("Stage(s): none, finetune, pretrain, both (default: all four).", "--stage")]
+Seeds = Annotated[Many, _multi("Seed(s) (default: 0).", "--seed")]
+Langs = Annotated[Many, _multi("Target language(s) to evaluate besides the source, as the benchmark spells "
+                               "them or ISO 639 codes (default: all).", "--lang")]
 
 
 class RichReporter:
@@ -94,14 +101,18 @@ def run(
     stage: Stages = None,
     seed: Seeds = None,
     lang: Langs = None,
-    config: Annotated[
-        Path | None, typer.Option("--config", help="TOML grid file with the same keys and [phase] hyper-parameters.")
-    ] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; train and write nothing.")] = False,
-    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run combinations that failed before.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Run every combination again, even succeeded ones.")] = False,
-    fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop at the first failing combination.")] = False,
-    device: Annotated[str, typer.Option("--device", help="auto (CUDA with bf16 when available), cpu or cuda.")] = "auto",
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="TOML grid file with the same keys and [phase] hyper-parameters.")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print the plan; train and write nothing.")] = False,
+    retry_failed: Annotated[bool, typer.Option(
+        "--retry-failed", help="Run combinations that failed before.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Run every combination again, even succeeded ones.")] = False,
+    fail_fast: Annotated[bool, typer.Option(
+        "--fail-fast", help="Stop at the first failing combination (it is still stored).")] = False,
+    device: Annotated[str, typer.Option(
+        "--device", help="auto (CUDA with bf16 when available), cpu or cuda.")] = "auto",
     db: DbOption = None,
 ) -> None:
     """Run a grid of teacher × student × loss × benchmark × corpus × stage × seed; log every result.
@@ -109,31 +120,41 @@ def run(
     With no options it runs the offline default study (a synthetic multilingual world).
     """
     from kdreg.grid import build_request
+    from kdreg.pipeline.instances import PluginInstances
     from kdreg.pipeline.runner import plan, preflight, resolve_jobs, run_grid
     from kdreg.plugins.registry import registry
     from kdreg.store.store import open_store
 
+    _quiet_libraries()
     options = {"teacher": teacher, "student": student, "loss": loss, "benchmark": benchmark, "corpus": corpus,
                "stage": stage, "seed": seed, "lang": lang}
     request = build_request({k: v or [] for k, v in options.items()}, config)
-    jobs = resolve_jobs(request, registry())
-    preflight(jobs)
+    instances = PluginInstances()  # one instance per plugin for the whole grid, checked once
+    jobs = resolve_jobs(request, registry(), instances)
+    preflight(jobs, instances)
     if dry_run:
         _print_plan(plan(_existing_store(db), jobs, retry_failed=retry_failed, force=force))
         return
+    from kdreg.pipeline.training import Device
+
+    torch_device = Device(device)  # a bad --device fails before the database is touched
     store = open_store(db)
     items = plan(store, jobs, retry_failed=retry_failed, force=force)
-    _quiet_libraries()
     command = "kdreg " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     to_run = sum(i.action == "run" for i in items)
-    err_console.print(f"grid: {len(items)} combinations, {to_run} to run, {len(items) - to_run} skipped · db {store.label}")
+    err_console.print(f"grid: {len(items)} combinations, {to_run} to run, {len(items) - to_run} skipped · "
+                      f"{torch_device.describe()} · db {store.label}")
     try:
         with RichReporter() as reporter:
-            outcome = run_grid(store, items, command=command, device=device, fail_fast=fail_fast, reporter=reporter)
+            outcome = run_grid(store, items, command=command, device=torch_device, fail_fast=fail_fast,
+                               reporter=reporter, instances=instances)
     except KeyboardInterrupt:
         from kdreg.errors import KdregError
 
-        raise KdregError("Interrupted: the current run is marked interrupted; run the same command to go on.") from None
+        raise KdregError(
+            "Interrupted: the run in progress is marked interrupted and everything finished before it is "
+            "stored; run the same command again to go on."
+        ) from None
     _print_summary(store, outcome.grid_id)
     if outcome.failed:
         err_console.print(
@@ -154,21 +175,26 @@ def _existing_store(db: str | None) -> Any:
 
 
 def _quiet_libraries() -> None:
-    """kdreg draws its own progress: silence transformers' and datasets' bars and load reports."""
+    """kdreg draws its own progress: silence transformers' and datasets' bars and load reports.
+
+    Environment variables cover libraries not imported yet (a dry run need not import
+    them at all); the libraries already imported are told directly.
+    """
+    import importlib
     import os
 
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    import transformers
-
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    try:
-        import datasets
-
-        datasets.disable_progress_bars()
-        datasets.logging.set_verbosity_error()
-    except ImportError:  # pragma: no cover - datasets is a dependency
-        pass
+    for name, value in (("TOKENIZERS_PARALLELISM", "false"), ("TRANSFORMERS_VERBOSITY", "error"),
+                        ("DATASETS_VERBOSITY", "error"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1")):
+        os.environ.setdefault(name, value)
+    if "huggingface_hub" in sys.modules:
+        importlib.import_module("huggingface_hub.utils").disable_progress_bars()
+    if "transformers" in sys.modules:
+        logging = importlib.import_module("transformers.utils.logging")
+        logging.set_verbosity_error()
+        logging.disable_progress_bar()
+    if "datasets" in sys.modules:
+        importlib.import_module("datasets.utils").disable_progress_bars()
+        importlib.import_module("datasets.utils.logging").set_verbosity_error()
 
 
 def _print_plan(items: list[Any]) -> None:
@@ -179,11 +205,20 @@ def _print_plan(items: list[Any]) -> None:
                      "hash": i.job.record.config_hash[:10]})
     render_rows(rows, ["action", "before", "stage", "combination", "hash"], title="plan")
     run_count = sum(i.action == "run" for i in items)
-    console.print(f"{run_count} to run, {len(items) - run_count} skipped (dry run: nothing was trained or written)")
+    console.print(f"{run_count} to run, {len(items) - run_count} skipped "
+                  "(dry run: nothing was trained or written)")
+
+
+MAX_LANGUAGE_COLUMNS = 12
+"""Beyond this many languages the summary shows the source and the zero-shot average only."""
 
 
 def _print_summary(store: Any, grid_id: int | None) -> None:
-    """This grid's test scores per language (first metric), one row per run."""
+    """This grid's test scores per language, one table per benchmark, one row per run.
+
+    The first metric the benchmark records (accuracy when it has it); the source language
+    first, marked with *, then the zero-shot languages and their average.
+    """
     from sqlalchemy import select
 
     from kdreg.store.schema import GridRun, Result, Run
@@ -192,31 +227,52 @@ def _print_summary(store: Any, grid_id: int | None) -> None:
         runs = s.scalars(select(Run).join(GridRun, GridRun.run_id == Run.id).where(GridRun.grid_id == grid_id)
                          .order_by(Run.id)).all()
         ids = [r.id for r in runs]
-        results = s.scalars(select(Result).where(Result.run_id.in_(ids), Result.split == "test")).all() if ids else []
-    metric = "accuracy" if any(r.metric == "accuracy" for r in results) else (results[0].metric if results else "")
-    by_run: dict[int, dict[str, float]] = {}
-    source: dict[int, str] = {}
-    languages: list[str] = []
+        results = s.scalars(select(Result).where(Result.run_id.in_(ids), Result.split == "test")
+                            .order_by(Result.id)).all() if ids else []
+    by_benchmark: dict[str, list[Any]] = {}
+    for run in runs:
+        by_benchmark.setdefault(run.benchmark_spec, []).append(run)
+    for benchmark, group in by_benchmark.items():
+        members = {run.id for run in group}
+        _print_benchmark_summary(grid_id, benchmark, group, [r for r in results if r.run_id in members])
+
+
+def _print_benchmark_summary(grid_id: int | None, benchmark: str, runs: list[Any],
+                             results: list[Any]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    metrics = list(dict.fromkeys(r.metric for r in results))
+    metric = "accuracy" if "accuracy" in metrics else (metrics[0] if metrics else "accuracy")
+    scores: dict[int, dict[str, float]] = {}
+    sources: list[str] = []
+    targets: list[str] = []
     for r in results:
         if r.metric != metric:
             continue
-        by_run.setdefault(r.run_id, {})[r.language] = r.value
-        if r.is_source:
-            source[r.run_id] = r.language
-        if r.language not in languages:
-            languages.append(r.language)
-    rows = []
+        scores.setdefault(r.run_id, {})[r.language] = r.value
+        (sources if r.is_source else targets).append(r.language)
+    sources = list(dict.fromkeys(sources))
+    targets = [lang for lang in dict.fromkeys(targets) if lang not in sources]
+    shown = targets if len(targets) <= MAX_LANGUAGE_COLUMNS else []
+    with_corpus = any(run.corpus_spec for run in runs)
+    table = Table(title=f"grid {grid_id}: test {metric} per language (* source)",
+                  caption=f"benchmark {escape(benchmark)}")
+    for name in ("id", "stage", "student", "loss", *(["corpus"] if with_corpus else []), "seed", "status"):
+        table.add_column(name, overflow="fold")
+    for name in [f"{lang}*" for lang in sources] + shown + ["zero-shot avg"]:
+        table.add_column(escape(name), justify="right", no_wrap=True)
     for run in runs:
-        scores = by_run.get(run.id, {})
-        targets = [v for k, v in scores.items() if k != source.get(run.id)]
-        row: dict[str, Any] = {"id": run.id, "stage": run.stage, "student": run.student_spec or "(teacher)",
-                               "loss": run.loss_spec or "", "seed": run.seed, "status": run.status}
-        row.update({lang: scores.get(lang) for lang in languages})
-        row["zero-shot avg"] = sum(targets) / len(targets) if targets else None
-        rows.append(row)
-    if rows:
-        render_rows(rows, ["id", "stage", "student", "loss", "seed", "status", *languages, "zero-shot avg"],
-                    title=f"grid {grid_id}: test {metric} per language")
+        mine = scores.get(run.id, {})
+        zero_shot = [mine[lang] for lang in targets if lang in mine]
+        cells = [str(run.id), run.stage, run.student_spec or "(teacher)", run.loss_spec or "",
+                 *([run.corpus_spec or ""] if with_corpus else []), str(run.seed), run.status]
+        numbers = [mine.get(lang) for lang in (*sources, *shown)]
+        numbers.append(sum(zero_shot) / len(zero_shot) if zero_shot else None)
+        table.add_row(*(escape(c) for c in cells), *("" if v is None else f"{v:.4f}" for v in numbers))
+    console.print(table)
+    if targets and not shown:
+        console.print(f"{len(targets)} zero-shot languages: `kdreg report --grid {grid_id}` shows each.")
 
 
 def register(app: typer.Typer) -> None:
