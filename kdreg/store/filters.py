@@ -169,11 +169,42 @@ def normalized(code: str) -> str:
     return normalize_language(code)
 
 
+RESERVED_NAMES = frozenset(
+    {
+        "run",
+        "hash",
+        "teacher",
+        "student",
+        "stage",
+        "loss",
+        "benchmark",
+        "corpus",
+        "seed",
+        "status",
+        "created",
+        "metric",
+        "split",
+        "source_lang",
+        "source",
+        "zero_shot",
+        "targets",
+        "runs",
+        "seeds",
+    }
+)
+"""Column names of query output; a language column may not take one of them."""
+
+
 def language_columns(langs: Iterable[str]) -> tuple[LanguageColumn, ...]:
     """Group the typed language codes by their normalised form (``de`` and ``deu`` are one column)."""
     columns: dict[str, list[str]] = {}
     for typed in langs:
-        columns.setdefault(normalized(typed), []).append(typed)
+        code = normalized(typed)
+        if code in RESERVED_NAMES:
+            raise ConfigError(
+                f"--lang {typed[:40]!r} is not a language code; write e.g. de, deu or deu_Latn."
+            )
+        columns.setdefault(code, []).append(typed)
     return tuple(LanguageColumn(code, tuple(typed)) for code, typed in columns.items())
 
 

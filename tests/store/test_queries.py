@@ -216,6 +216,7 @@ def test_parse_time() -> None:
         ({"since": "2025-03-02", "until": "2025-03-01"}, "--since is not before --until"),
         ({"teacher": "x" * 10_000}, "10000 characters long"),
         ({"lang": "de\udcff"}, "not valid UTF-8"),
+        ({"lang": "seed"}, "--lang 'seed' is not a language code"),
     ],
 )
 def test_bad_filter_values_are_one_clean_error(options: dict, message: str) -> None:
