@@ -30,18 +30,19 @@ class FakeResolved:
 
 def _expand(**options: list[str]) -> list[Any]:
     request = build_request(options)
-    return expand_grid(request, lambda kind, text: FakeResolved(kind, text), lambda text: FakeResolved("loss", text))
+    return expand_grid(request, FakeResolved, lambda text: FakeResolved("loss", text))
 
 
 def test_split_values_keeps_plugin_parameters_together() -> None:
-    assert split_values(["kl:temperature=4,alpha=0.5,mse", "ce"]) == ("kl:temperature=4,alpha=0.5", "mse", "ce")
+    assert split_values(["kl:temperature=4,alpha=0.5,mse", "ce"]) == (
+        "kl:temperature=4,alpha=0.5", "mse", "ce")
     assert split_values(["a,b", "c"]) == ("a", "b", "c")
     assert split_values(["hf:path=/m/x,revision=main"]) == ("hf:path=/m/x,revision=main",)
 
 
 def test_grid_is_the_product_minus_what_does_not_apply() -> None:
-    jobs = _expand(teacher=["t"], student=["s1", "s2"], loss=["kl", "mse"], benchmark=["b"], corpus=["c1", "c2"],
-                   stage=["none", "finetune", "pretrain", "both"], seed=["0", "1"])
+    jobs = _expand(teacher=["t"], student=["s1", "s2"], loss=["kl", "mse"], benchmark=["b"],
+                   corpus=["c1", "c2"], stage=["none", "finetune", "pretrain", "both"], seed=["0", "1"])
     by_stage: dict[str, int] = {}
     for job in jobs:
         by_stage[job.stage] = by_stage.get(job.stage, 0) + 1
@@ -64,9 +65,10 @@ def test_teacher_key_is_shared_and_pretrain_key_shared_by_pretrain_and_both() ->
 
 
 def test_canonical_config_identifies_a_run() -> None:
-    first = _expand(teacher=["t"], student=["s"], loss=["kl"], benchmark=["b"], stage=["finetune"], seed=["3"])
-    again = _expand(teacher=["t"], student=["s"], loss=["kl"], benchmark=["b"], stage=["finetune"], seed=["3"])
-    other_seed = _expand(teacher=["t"], student=["s"], loss=["kl"], benchmark=["b"], stage=["finetune"], seed=["4"])
+    common = {"teacher": ["t"], "student": ["s"], "loss": ["kl"], "benchmark": ["b"], "stage": ["finetune"]}
+    first = _expand(**common, seed=["3"])
+    again = _expand(**common, seed=["3"])
+    other_seed = _expand(**common, seed=["4"])
     assert [j.record.config_hash for j in first] == [j.record.config_hash for j in again]
     assert first[-1].record.config_hash != other_seed[-1].record.config_hash
     record = first[-1].record
@@ -79,7 +81,8 @@ def test_canonical_config_identifies_a_run() -> None:
 
 def test_options_override_grid_file_and_defaults_apply(tmp_path: Path) -> None:
     grid = tmp_path / "grid.toml"
-    grid.write_text('teacher = "t"\nstudent = ["a", "b"]\nstage = "none"\n[finetune]\nlearning_rate = 3e-5\nepochs = 1\n')
+    grid.write_text('teacher = "t"\nstudent = ["a", "b"]\nstage = "none"\n'
+                    '[finetune]\nlearning_rate = 3e-5\nepochs = 1\n')
     request = build_request({"student": ["c"]}, grid)
     assert request.get("student") == ("c",)
     assert request.get("teacher") == ("t",)
@@ -95,7 +98,8 @@ def test_no_options_means_the_default_grid_file() -> None:
     assert DEFAULT_GRID.exists()
     data = load_grid_file(DEFAULT_GRID)
     request = build_request({})
-    assert request.get("teacher") == tuple(data["teacher"] if isinstance(data["teacher"], list) else [data["teacher"]])
+    teachers = data["teacher"] if isinstance(data["teacher"], list) else [data["teacher"]]
+    assert request.get("teacher") == tuple(teachers)
 
 
 @pytest.mark.parametrize(
@@ -120,4 +124,4 @@ def test_pretrain_without_corpus_is_refused() -> None:
     request = build_request({"teacher": ["t"], "stage": ["pretrain"], "corpus": []})
     request = type(request)(values={**request.values, "corpus": ()}, hparams=request.hparams)
     with pytest.raises(ConfigError, match="corpus"):
-        expand_grid(request, lambda kind, text: FakeResolved(kind, text), lambda text: FakeResolved("loss", text))
+        expand_grid(request, FakeResolved, lambda text: FakeResolved("loss", text))

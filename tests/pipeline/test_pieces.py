@@ -11,9 +11,10 @@ import pytest
 from kdreg.errors import ConfigError
 from kdreg.pipeline import model_cache
 from kdreg.pipeline.data import Encoded, length_grouped_order, pad_batch
-from kdreg.pipeline.evaluate import accuracy, macro_f1
+from kdreg.pipeline.evaluate import accuracy, evaluation_languages, macro_f1, selected_languages
 from kdreg.pipeline.hparams import hparams_from_mapping
 from kdreg.pipeline.training import steps_for
+from kdreg.plugins.spec import Benchmark
 
 
 def test_accuracy_and_macro_f1_by_hand() -> None:
@@ -69,7 +70,8 @@ def test_model_cache_creates_once_and_never_leaves_half_written_models(kdreg_hom
         calls.append(1)
         (folder / "weights").write_text("w")
 
-    threads = [threading.Thread(target=model_cache.get_or_create, args=("teacher", "abc", create)) for _ in range(4)]
+    threads = [threading.Thread(target=model_cache.get_or_create, args=("teacher", "abc", create))
+               for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
@@ -87,3 +89,36 @@ def test_model_cache_creates_once_and_never_leaves_half_written_models(kdreg_hom
     assert not [p for p in model_cache.models_dir().iterdir() if p.name.startswith(".")]
     assert model_cache.folder_size(model_cache.models_dir()) > 0
     assert model_cache.clear() > 0 and not model_cache.models_dir().exists()
+
+
+def test_pretraining_hparams_are_checked() -> None:
+    with pytest.raises(ConfigError, match="mlm_probability"):
+        hparams_from_mapping({"pretrain": {"mlm_probability": 1.5}})
+    with pytest.raises(ConfigError, match="language_alpha"):
+        hparams_from_mapping({"pretrain": {"language_alpha": -0.1}})
+    assert hparams_from_mapping({"pretrain": {"max_steps": 0, "epochs": 2}}).pretrain.epochs == 2.0
+
+
+class Flores(Benchmark):
+    """Languages spelled the SIB-200 way, with two scripts of one language."""
+
+    def languages(self) -> list[str]:
+        return ["eng_Latn", "deu_Latn", "zho_Hans", "zho_Hant", "fra_Latn"]
+
+    def source_language(self) -> str:
+        return "eng_Latn"
+
+
+def test_lang_codes_match_exactly_then_by_normalised_form() -> None:
+    bench = Flores()
+    assert evaluation_languages(bench, []) == bench.languages()
+    assert evaluation_languages(bench, ["de"]) == ["eng_Latn", "deu_Latn"]
+    assert evaluation_languages(bench, ["zho_Hant"]) == ["eng_Latn", "zho_Hant"]  # not zho_Hans too
+    assert evaluation_languages(bench, ["ZHO_HANS", "fr"]) == ["eng_Latn", "zho_Hans", "fra_Latn"]
+    assert evaluation_languages(bench, ["zh"]) == ["eng_Latn", "zho_Hans", "zho_Hant"]
+    assert selected_languages(bench, ["deu", "en"]) == selected_languages(bench, ["de"]) == (
+        "eng_Latn", "deu_Latn")
+    assert selected_languages(bench, ["de", "zh", "fr"]) == ()  # every language: the same run as no --lang
+    with pytest.raises(ConfigError, match=r"xx, qq not in benchmark sib:x \(it has eng_Latn, deu") as info:
+        evaluation_languages(bench, ["de", "xx", "qq"], "sib:x")
+    assert "\n" not in str(info.value)

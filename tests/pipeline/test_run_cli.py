@@ -2,12 +2,13 @@
 
 Everything is real: the built-in `hf` teacher loads by path through from_pretrained, the
 students are built from it, the `files` benchmark and `text` corpus read the files the
-test writes, training steps run, and every result lands in an SQLite file.
+test writes (tiny_world.py, fixture `world` in conftest.py), training steps run, and every
+result lands in an SQLite file.
 """
 
 from __future__ import annotations
 
-import random
+import os
 import signal
 import sqlite3
 import subprocess
@@ -15,78 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-from typer.testing import CliRunner
+from tiny_world import GRID, LANGUAGES
+from tiny_world import invoke as _invoke
+from tiny_world import rows as _rows
 
-from kdreg.cli.main import app
 from kdreg.pipeline import model_cache
-
-LANGUAGES = ("en", "de", "fr")
-GRID = """
-[teacher_finetune]
-max_steps = 6
-batch_size = 8
-max_length = 24
-learning_rate = 1e-3
-[finetune]
-max_steps = 6
-batch_size = 8
-max_length = 24
-learning_rate = 1e-3
-[pretrain]
-max_steps = 4
-batch_size = 8
-max_length = 24
-"""
-
-
-def _write_benchmark(root: Path) -> Path:
-    """A two-topic task: topic 0 uses words w0–w29, topic 1 words w30–w59 (every language alike)."""
-    rng = random.Random(0)
-    for language in LANGUAGES:
-        for split, n in (("train", 48 if language == "en" else 0), ("dev", 16), ("test", 16)):
-            if n == 0:
-                continue
-            folder = root / language
-            folder.mkdir(parents=True, exist_ok=True)
-            rows = ["text\tlabel"]
-            for _ in range(n):
-                topic = rng.randint(0, 1)
-                words = " ".join(f"w{rng.randint(0, 29) + 30 * topic}" for _ in range(rng.randint(3, 9)))
-                rows.append(f"{words}\t{'sports' if topic else 'health'}")
-            (folder / f"{split}.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return root
-
-
-def _write_corpus(root: Path) -> Path:
-    rng = random.Random(1)
-    root.mkdir(parents=True, exist_ok=True)
-    for language, n in (("en", 200), ("de", 80)):
-        lines = [" ".join(f"w{rng.randint(0, 59)}" for _ in range(rng.randint(4, 12))) for _ in range(n)]
-        (root / f"{language}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return root
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path) -> dict[str, str]:
-    root = tmp_path_factory.mktemp("world")
-    (root / "grid.toml").write_text(GRID)
-    return {
-        "teacher": f"hf:path={tiny_bert}",
-        "benchmark": f"files:path={_write_benchmark(root / 'bench')},source=en",
-        "corpus": f"text:path={_write_corpus(root / 'corpus')}",
-        "grid": str(root / "grid.toml"),
-    }
-
-
-def _rows(db: Path, sql: str) -> list[tuple]:
-    with sqlite3.connect(db) as conn:
-        return conn.execute(sql).fetchall()
-
-
-def _invoke(*args: str):  # type: ignore[no-untyped-def]
-    result = CliRunner().invoke(app, list(args))
-    return result
 
 
 def test_every_stage_end_to_end(world: dict[str, str], kdreg_home: Path) -> None:
@@ -118,7 +52,8 @@ def test_every_stage_end_to_end(world: dict[str, str], kdreg_home: Path) -> None
     assert "test accuracy per language" in result.output
 
 
-def test_failing_combination_is_stored_and_retried_only_on_request(world: dict[str, str], kdreg_home: Path) -> None:
+def test_failing_combination_is_stored_and_retried_only_on_request(world: dict[str, str],
+                                                                   kdreg_home: Path) -> None:
     args = ["run", "--teacher", world["teacher"], "--student", "layers:k=1",
             "--student", "small:layers=1,hidden=16,heads=2,intermediate=32", "--loss", "kl,mse,cosine",
             "--benchmark", world["benchmark"], "--stage", "none,finetune", "--config", world["grid"]]
@@ -127,7 +62,8 @@ def test_failing_combination_is_stored_and_retried_only_on_request(world: dict[s
     statuses = _rows(db, "SELECT student_spec, loss, status, error, traceback FROM runs ORDER BY id")
     assert len(statuses) == 9
     failed = [row for row in statuses if row[2] == "failed"]
-    assert [(s, loss) for s, loss, *_ in failed] == [("small:heads=2,hidden=16,intermediate=32,layers=1", "cosine")]
+    assert [(s, loss) for s, loss, *_ in failed] == [
+        ("small:heads=2,hidden=16,intermediate=32,layers=1", "cosine")]
     assert "IncompatiblePluginsError" in failed[0][3] and "Traceback" in failed[0][4]
     assert sum(row[2] == "succeeded" for row in statuses) == 8
     assert first.exit_code == 1  # the grid went on, but says that something failed
@@ -153,10 +89,37 @@ def test_same_config_gives_the_same_numbers(world: dict[str, str], kdreg_home: P
     assert _invoke(*args).exit_code == 0
     db = kdreg_home / "kdreg.db"
     first = _rows(db, "SELECT run_id, language, split, metric, value FROM results ORDER BY 1, 2, 3, 4")
+    first_curves = _rows(db, "SELECT run_id, phase, steps, losses FROM curves ORDER BY 1, 2")
     model_cache.clear()  # the teacher is fine-tuned again from scratch, too
     assert _invoke(*args, "--force").exit_code == 0
     second = _rows(db, "SELECT run_id, language, split, metric, value FROM results ORDER BY 1, 2, 3, 4")
     assert first == second
+    # the training curves too (the tiny benchmark's accuracies alone would hide most differences)
+    assert _rows(db, "SELECT run_id, phase, steps, losses FROM curves ORDER BY 1, 2") == first_curves
+    assert [phase for _, phase, _, _ in first_curves] == ["teacher_finetune", "finetune_kd"]
+
+
+def test_numbers_do_not_depend_on_which_models_were_cached(world: dict[str, str], kdreg_home: Path) -> None:
+    """A KD run that fine-tunes the teacher itself gives the numbers of one that found it cached."""
+    args = ["run", "--teacher", world["teacher"], "--student", "layers:k=1", "--loss", "kl",
+            "--benchmark", world["benchmark"], "--config", world["grid"]]
+    # the loss curve shows any difference in initialisation, dropout or batch order; the tiny
+    # benchmark's accuracies alone would hide most of them
+    query = ("SELECT c.phase, c.steps, c.losses FROM curves c JOIN runs u ON u.id = c.run_id "
+             "WHERE u.stage = 'finetune' UNION ALL "
+             "SELECT language || split || metric, value, '' FROM results r JOIN runs u ON u.id = r.run_id "
+             "WHERE u.stage = 'finetune' ORDER BY 1")
+    # 1: the teacher row fine-tunes the teacher; the finetune run finds it cached
+    first_db = kdreg_home / "first.db"
+    assert _invoke(*args, "--stage", "finetune", "--db", str(first_db)).exit_code == 0
+    # 2: the teacher row succeeded before, the cache was cleared since: the finetune run trains the teacher
+    second_db = kdreg_home / "second.db"
+    assert _invoke(*args, "--stage", "none", "--db", str(second_db)).exit_code == 0
+    model_cache.clear()
+    second = _invoke(*args, "--stage", "finetune", "--db", str(second_db))
+    assert second.exit_code == 0 and "1 to run" in second.output
+    assert second.output.count("fine-tuning teacher") == 1
+    assert _rows(first_db, query) == _rows(second_db, query) and len(_rows(first_db, query)) == 1 + 12
 
 
 def test_dry_run_writes_nothing(world: dict[str, str], kdreg_home: Path) -> None:
@@ -184,7 +147,7 @@ def test_ctrl_c_marks_the_run_interrupted_and_keeps_what_was_stored(world: dict[
     proc = subprocess.Popen(
         [sys.executable, "-m", "kdreg", "run", "--teacher", world["teacher"], "--student", "layers:k=1",
          "--benchmark", world["benchmark"], "--stage", "none", "--config", str(slow)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     db = kdreg_home / "kdreg.db"
     deadline = time.time() + 120
@@ -200,8 +163,10 @@ def test_ctrl_c_marks_the_run_interrupted_and_keeps_what_was_stored(world: dict[
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 1, stderr
     assert "interrupted" in stderr.lower()
-    assert dict(_rows(db, "SELECT stage, status FROM runs")) == {"teacher": "succeeded", "none": "interrupted"}
-    assert _rows(db, "SELECT COUNT(*) FROM results r JOIN runs u ON u.id = r.run_id WHERE u.stage = 'teacher'")[0][0] > 0
+    assert dict(_rows(db, "SELECT stage, status FROM runs")) == {"teacher": "succeeded",
+                                                                 "none": "interrupted"}
+    teacher_results = "SELECT COUNT(*) FROM results r JOIN runs u ON u.id = r.run_id WHERE stage = 'teacher'"
+    assert _rows(db, teacher_results)[0][0] > 0
 
 
 def test_cache_command_shows_size_and_clears(world: dict[str, str], kdreg_home: Path) -> None:
