@@ -26,7 +26,7 @@ from kdreg.errors import ConfigError
 from kdreg.pipeline.hparams import HParams, hparams_from_mapping
 from kdreg.store.store import RunRecord
 
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"
 """Bumped when the training or evaluation code changes numbers for the same config."""
 
 STAGES = ("none", "finetune", "pretrain", "both")
