@@ -12,9 +12,10 @@ from kdreg.errors import ConfigError
 from kdreg.pipeline import model_cache
 from kdreg.pipeline.data import Encoded, length_grouped_order, pad_batch
 from kdreg.pipeline.evaluate import accuracy, evaluation_languages, macro_f1, selected_languages
-from kdreg.pipeline.hparams import hparams_from_mapping
+from kdreg.pipeline.hparams import PretrainHParams, hparams_from_mapping
+from kdreg.pipeline.stages import pretrain_steps
 from kdreg.pipeline.training import steps_for
-from kdreg.plugins.spec import Benchmark
+from kdreg.plugins.spec import Benchmark, Corpus
 
 
 def test_accuracy_and_macro_f1_by_hand() -> None:
@@ -122,3 +123,23 @@ def test_lang_codes_match_exactly_then_by_normalised_form() -> None:
     with pytest.raises(ConfigError, match=r"xx, qq not in benchmark sib:x \(it has eng_Latn, deu") as info:
         evaluation_languages(bench, ["de", "xx", "qq"], "sib:x")
     assert "\n" not in str(info.value)
+
+
+class Lines(Corpus):
+    """A corpus that only knows its sizes (or not)."""
+
+    def __init__(self, sizes: dict[str, int] | None) -> None:
+        super().__init__()
+        self._sizes = sizes
+
+    def sizes(self) -> dict[str, int] | None:
+        return self._sizes
+
+
+def test_pretraining_steps_from_max_steps_or_epochs_over_the_corpus() -> None:
+    assert pretrain_steps(PretrainHParams(max_steps=7), Lines(None), "c") == 7
+    # 280 lines in batches of 8 = 35 steps per pass, two passes
+    assert pretrain_steps(PretrainHParams(max_steps=0, epochs=2, batch_size=8), Lines({"en": 200, "de": 80}),
+                          "c") == 70
+    with pytest.raises(ConfigError, match="text:x does not report one; set \\[pretrain\\] max_steps"):
+        pretrain_steps(PretrainHParams(max_steps=0, epochs=1), Lines(None), "text:x")
