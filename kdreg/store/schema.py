@@ -8,7 +8,9 @@
 * a **result** is one number: (run, language, split, metric) → value, with the
   benchmark's own language code, its normalised ISO 639-1 form, and whether it is
   the source (training) language;
-* a **curve** is one training phase's losses, stored compactly as JSON arrays.
+* a **curve** is one training phase's losses, stored compactly as JSON arrays (a
+  non-finite loss as the string ``"NaN"`` / ``"Infinity"`` / ``"-Infinity"``, see
+  :class:`FiniteJSONList`).
 
 Every constraint and index has a stable name (naming convention on the MetaData), so
 Alembic migrations can refer to them on SQLite and PostgreSQL alike.
@@ -16,7 +18,9 @@ Alembic migrations can refer to them on SQLite and PostgreSQL alike.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timezone
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -29,6 +33,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -48,6 +53,41 @@ NAMING_CONVENTION = {
 def utcnow() -> datetime:
     """Timezone-aware now; stored as UTC."""
     return datetime.now(timezone.utc)
+
+
+NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+"""How a non-finite number is spelled inside a JSON array (JavaScript's and JSON5's names)."""
+
+
+def _spell_non_finite(x: Any) -> Any:
+    if not isinstance(x, float) or math.isfinite(x):
+        return x
+    return "NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
+
+
+class FiniteJSONList(TypeDecorator[list]):
+    """A JSON array of numbers whose NaN and ±infinity survive every back-end.
+
+    Standard JSON has no NaN: Python's ``json`` writes a bare ``NaN`` token, which SQLite
+    keeps but PostgreSQL refuses (``invalid input syntax for type json``), so a diverged
+    loss could not be stored there. Non-finite values are written as the strings of
+    :data:`NON_FINITE` and read back as floats; bare ``NaN`` tokens that older SQLite
+    databases hold still read back as NaN. The column is plain JSON in the database
+    (migrations create it with ``sa.JSON``).
+    """
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value: list | None, dialect: Any) -> list | None:
+        if value is None:
+            return None
+        return [_spell_non_finite(x) for x in value]
+
+    def process_result_value(self, value: list | None, dialect: Any) -> list | None:
+        if value is None:
+            return None
+        return [NON_FINITE.get(x, x) if isinstance(x, str) else x for x in value]
 
 
 class Base(DeclarativeBase):
@@ -150,6 +190,6 @@ class Curve(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     phase: Mapped[str] = mapped_column(String(50))
     steps: Mapped[list] = mapped_column(JSON)
-    losses: Mapped[list] = mapped_column(JSON)
+    losses: Mapped[list] = mapped_column(FiniteJSONList)
 
     run: Mapped[Run] = relationship(back_populates="curves")
