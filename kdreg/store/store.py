@@ -22,7 +22,25 @@ from kdreg.errors import RunNotFoundError, StoreError
 from kdreg.paths import resolve_db_url
 from kdreg.store.engine import make_engine, sqlite_path
 from kdreg.store.migrate import ensure_schema
-from kdreg.store.schema import Curve, Grid, GridRun, Result, Run, utcnow
+from kdreg.store.schema import Base, Curve, Grid, GridRun, Result, Run, utcnow
+
+
+def check_lengths(model: type[Base], values: dict[str, Any], what: str) -> None:
+    """Refuse a text longer than its column, the same way on every back-end.
+
+    SQLite ignores ``VARCHAR(n)`` and keeps any length, PostgreSQL refuses it with
+    "value too long for type character varying(50)", naming no column. Checking here
+    gives one message that names the field on both, and keeps an SQLite store
+    copyable to PostgreSQL.
+    """
+    columns = model.__table__.c  # type: ignore[attr-defined]
+    for name, value in values.items():
+        length = getattr(columns[name].type, "length", None) if name in columns else None
+        if length is not None and isinstance(value, str) and len(value) > length:
+            raise StoreError(
+                f"The {what}'s {name} is {len(value)} characters ({value[:40]!r}...); the store keeps "
+                f"at most {length}. Shorten it (a plugin's name, spec, language, split or metric)."
+            )
 
 
 @dataclass(frozen=True)
@@ -106,6 +124,7 @@ class Store:
 
     def plan_run(self, grid_id: int | None, record: RunRecord) -> tuple[int, str]:
         """The run for ``record`` (created pending if new) and its status; links it to the grid."""
+        check_lengths(Run, record.__dict__, "run")
         with self.session() as s:
             run = s.scalars(select(Run).where(Run.config_hash == record.config_hash)).first()
             if run is None:
@@ -139,6 +158,8 @@ class Store:
     def record_results(self, run_id: int, results: Iterable[ResultRecord]) -> None:
         """Store numbers of a run (replacing the same language/split/metric)."""
         rows = list(results)
+        for r in rows:
+            check_lengths(Result, r.__dict__, "result")
         with self.session() as s:
             for r in rows:
                 s.execute(
@@ -153,6 +174,7 @@ class Store:
 
     def record_curve(self, run_id: int, phase: str, steps: list[int], losses: list[float]) -> None:
         """Store one training phase's loss curve (replacing an earlier one)."""
+        check_lengths(Curve, {"phase": phase}, "curve")
         with self.session() as s:
             s.execute(delete(Curve).where(Curve.run_id == run_id, Curve.phase == phase))
             s.add(Curve(run_id=run_id, phase=phase, steps=steps, losses=[round(x, 6) for x in losses]))
