@@ -2,7 +2,8 @@
 
 SQLite gets WAL (readers never block the writer), a 30 s busy timeout (parallel
 grids wait instead of failing), and foreign keys on (so deleting a run deletes its
-results). Other back-ends (PostgreSQL for teams) are used as SQLAlchemy configures them.
+results). Other back-ends (PostgreSQL for teams) are used as SQLAlchemy configures them,
+except that PostgreSQL sessions run in UTC (see :func:`_on_postgresql_connect`).
 
 Busy timeout and foreign keys are per-connection settings and change nothing on disk,
 so every connection gets them. WAL, by contrast, is written into the file's header:
@@ -45,6 +46,27 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+def _on_postgresql_connect(dbapi_connection: Any, _record: Any) -> None:
+    """Every PostgreSQL session in UTC, so kdreg means the same instant on every back-end.
+
+    kdreg treats a naive datetime as UTC (SQLite stores UTC wall-clock time, and
+    ``--since``/``--until`` are turned into naive UTC). PostgreSQL reads a naive
+    timestamp compared with a ``timestamptz`` column in the *session* time zone, which is
+    the server's (often local) zone by default, and hands ``timestamptz`` values back in
+    it too: a team server in Europe/Berlin would shift every filter by an hour or two and
+    show other times than SQLite. Autocommit is switched on for the ``SET`` alone, so the
+    setting is not undone by the rollback that ends the pool's first transaction.
+    """
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SET TIME ZONE 'UTC'")
+    finally:
+        cursor.close()
+        dbapi_connection.autocommit = autocommit
+
+
 def enable_wal(engine: Engine) -> None:
     """Put an SQLite file in WAL mode (persistent in the file); a no-op when it already is, or not SQLite."""
     if sqlite_path(str(engine.url)) is None:
@@ -71,9 +93,12 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _on_sqlite_connect)
         return engine
     try:
-        return create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True)
     except Exception as exc:  # missing driver, bad URL parts
         raise StoreError(
             f"Cannot use database {parsed.render_as_string(hide_password=True)}: {exc} "
             "(for PostgreSQL: pip install 'kdreg[postgres]')."
         ) from None
+    if engine.dialect.name == "postgresql":
+        event.listen(engine, "connect", _on_postgresql_connect)
+    return engine
