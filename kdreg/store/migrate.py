@@ -9,9 +9,12 @@ Rules (each one a promise to the user's data):
   an older database given by URL is refused with the exact command to run;
 * a newer-than-known schema, or a file that is not a database at all, is refused
   and never written to (not even SQLite's WAL switch, see :mod:`kdreg.store.engine`);
-* creation and migration hold a file lock, so parallel processes do not race;
-  refusals are decided before the lock is taken, so a refused file gets no lock file
-  beside it.
+* creation and migration hold a lock, so parallel processes do not race: a file lock
+  for SQLite (beside the file) and other back-ends (under kdreg's home), and for
+  PostgreSQL an advisory lock in the database itself, the one place every client of a
+  team's server shares (machines, users and spellings of the URL differ, a lock file
+  under each one's home would not serialise them); refusals are decided before the
+  lock is taken, so a refused file gets no lock file beside it.
 
 **Sharing a database with other tools.** kdreg's version table has its own name, so
 another Alembic user's ``alembic_version`` (or any other table) in the same database
@@ -30,7 +33,9 @@ import hashlib
 import logging
 import shlex
 import shutil
-from contextlib import AbstractContextManager, nullcontext
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
@@ -50,6 +55,9 @@ VIEWS = ("results_flat",)
 """Views the migrations create (tables come from the ORM metadata)."""
 
 LOCK_TIMEOUT_S = 120
+
+ADVISORY_LOCK_KEY = int.from_bytes(hashlib.sha256(b"kdreg schema migration").digest()[:8], "big", signed=True)
+"""PostgreSQL advisory lock held while creating or migrating (advisory locks are per database)."""
 
 log = logging.getLogger("kdreg.store")
 
@@ -139,6 +147,34 @@ def _lock_path(engine: Engine) -> Path:
 
     digest = hashlib.sha256(str(engine.url).encode()).hexdigest()[:16]
     return home() / "locks" / f"db-{digest}.lock"
+
+
+class _LockBusy(Exception):
+    """The PostgreSQL advisory lock stayed taken for :data:`LOCK_TIMEOUT_S`."""
+
+
+@contextmanager
+def _advisory_lock(engine: Engine, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold kdreg's session-level advisory lock on a PostgreSQL database.
+
+    Polled with ``pg_try_advisory_lock`` so waiting is bounded like the file lock's. The
+    lock belongs to one dedicated connection (autocommit: no transaction stays open
+    while others migrate); if unlocking fails the connection is dropped, which releases it.
+    """
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        deadline = time.monotonic() + timeout_s
+        take = text("SELECT pg_try_advisory_lock(:key)").bindparams(key=ADVISORY_LOCK_KEY)
+        while not conn.execute(take).scalar():
+            if time.monotonic() > deadline:
+                raise _LockBusy
+            time.sleep(0.05)
+        try:
+            yield
+        finally:
+            try:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)").bindparams(key=ADVISORY_LOCK_KEY))
+            except SQLAlchemyError:
+                conn.invalidate()
 
 
 def _in_memory(engine: Engine) -> bool:
@@ -253,6 +289,8 @@ def migrate_database(
         guard: AbstractContextManager[object]
         if _in_memory(engine):  # private to this process: nobody to race with, no file to leave
             guard = nullcontext()
+        elif engine.dialect.name == "postgresql":
+            guard = _advisory_lock(engine)
         else:
             lock.parent.mkdir(parents=True, exist_ok=True)
             guard = FileLock(str(lock), timeout=LOCK_TIMEOUT_S)
@@ -278,6 +316,12 @@ def migrate_database(
                     f"{_reason(exc)}{kept}."
                 ) from exc
             return SchemaChange(revision, SCHEMA_HEAD, backup)
+    except _LockBusy:
+        raise StoreError(
+            f"Another process has been creating or migrating {_label(engine)} for {LOCK_TIMEOUT_S} s "
+            f"(PostgreSQL advisory lock {ADVISORY_LOCK_KEY}); wait for it, or end that session "
+            "(pg_stat_activity) if no kdreg is running."
+        ) from None
     except Timeout:
         raise StoreError(
             f"Another process has been creating or migrating {_label(engine)} for {LOCK_TIMEOUT_S} s "
