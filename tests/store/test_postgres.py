@@ -31,7 +31,9 @@ from pathlib import Path
 
 import pytest
 
-psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'kdreg[postgres]')")
+psycopg = pytest.importorskip(  # ImportError too: psycopg present but without a libpq to use
+    "psycopg", reason="psycopg is not installed (pip install 'kdreg[postgres]')", exc_type=ImportError
+)
 
 from alembic.autogenerate import compare_metadata  # noqa: E402
 from alembic.migration import MigrationContext  # noqa: E402
