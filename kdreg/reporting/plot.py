@@ -44,7 +44,9 @@ def plot_report(tables: Sequence[ReportTable], fmt: str = "png") -> bytes:
     try:
         for ax, table in zip(axes[:, 0], tables, strict=True):
             positions = list(range(len(table.keys)))
-            for row in table.rows[:MAX_LINES]:
+            colors = plt.get_cmap("tab20").colors  # 20 distinct colours: MAX_LINES rows never share one
+            stage = table.label_columns.index("stage")
+            for index, row in enumerate(table.rows[:MAX_LINES]):
                 points = [
                     (x, c.mean, c.std or 0.0)
                     for x, c in zip(positions, row.cells, strict=True)
@@ -54,7 +56,19 @@ def plot_report(tables: Sequence[ReportTable], fmt: str = "png") -> bytes:
                     continue
                 xs, ys, errs = zip(*points, strict=True)
                 label = " · ".join(v for v in row.label if v != "—")
-                ax.errorbar(xs, ys, yerr=errs, marker="o", markersize=3, capsize=2, linewidth=1, label=label)
+                teacher = row.label[stage] == "teacher"  # the reference: black and dashed
+                ax.errorbar(
+                    xs,
+                    ys,
+                    yerr=errs,
+                    marker="o",
+                    markersize=3,
+                    capsize=2,
+                    linewidth=1.4 if teacher else 1,
+                    linestyle="--" if teacher else "-",
+                    color="black" if teacher else colors[index % 20],
+                    label=label,
+                )
             ax.set_xticks(positions, labels=list(table.headers), rotation=45, ha="right")
             ax.set_ylabel(f"{table.metric}" + (f" ×{table.scale:g}" if table.scale != 1 else ""))
             shown = "" if len(table.rows) <= MAX_LINES else f" (first {MAX_LINES} of {len(table.rows)} rows)"
