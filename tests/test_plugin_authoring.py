@@ -260,11 +260,15 @@ def test_check_options_params_kind_and_names_of_several_kinds() -> None:
     except KdregError:
         pytest.skip("the built-in kl loss is not there yet")
     runner = CliRunner()
-    result = runner.invoke(app, ["plugins", "check", "kl", "--kind", "loss", "--params", "temperature=4", "--json"])
+    result = runner.invoke(
+        app, ["plugins", "check", "kl", "--kind", "loss", "--params", "temperature=4", "--json"]
+    )
     assert result.exit_code == 0, result.output
     checks = {c["check"]: c for c in json.loads(result.output)["plugins"][0]["checks"]}
     assert checks["params: round-trip"]["reason"] == "kl:temperature=4"
-    result = runner.invoke(app, ["plugins", "check", "kl", "--kind", "loss", "--params", "temprature=4", "--json"])
+    result = runner.invoke(
+        app, ["plugins", "check", "kl", "--kind", "loss", "--params", "temprature=4", "--json"]
+    )
     assert result.exit_code == 1
     checks = {c["check"]: c for c in json.loads(result.output)["plugins"][0]["checks"]}
     assert "no parameter 'temprature'" in checks["params: build"]["reason"]

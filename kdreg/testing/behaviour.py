@@ -270,10 +270,10 @@ def check_corpus(ctx: CheckContext) -> None:
             note[0] = "None: languages are sampled uniformly"
         else:
             missing = [lang for lang in languages if lang not in sizes]
-            bad = {k: v for k, v in sizes.items() if isinstance(v, bool) or not isinstance(v, int) or v < 0}
-            if missing or bad:
+            wrong = {k: v for k, v in sizes.items() if isinstance(v, bool) or not isinstance(v, int) or v < 0}
+            if missing or wrong:
                 raise CheckFailed(
-                    f"sizes() must give a line count ≥ 0 for every language; missing {missing}, bad {bad}"
+                    f"sizes() must give a line count ≥ 0 for every language; missing {missing}, bad {wrong}"
                 )
             note[0] = _listing([f"{k} {v}" for k, v in sizes.items()])
 

@@ -283,7 +283,7 @@ def _check_signature(cls: type, member: str, base: type, *, required: bool) -> s
         )
     if not callable(value):
         raise CheckFailed(f"'{member}' must be a method, not {type(value).__name__}")
-    if value is base_value:
+    if value is base_value or base_value is None:
         return "inherited default"
     expected = inspect.signature(base_value)
     arguments = list(expected.parameters)[1:]  # without self

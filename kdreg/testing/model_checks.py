@@ -61,7 +61,7 @@ def exercise_model(loaded: Any, head: Head) -> str:
     want = (batch, tokens, geometry.vocab_size) if head.kind == "mlm" else (batch, head.num_labels)
     if tuple(out.logits.shape) != want:
         raise CheckFailed(f"{head.kind} logits have shape {tuple(out.logits.shape)}, expected {want}")
-    hidden = out.hidden_states or ()
+    hidden: tuple[Any, ...] = tuple(out.hidden_states or ())
     if len(hidden) != geometry.num_layers + 1 or tuple(hidden[-1].shape) != (
         batch,
         tokens,
@@ -71,7 +71,7 @@ def exercise_model(loaded: Any, head: Head) -> str:
             f"hidden_states must be the embeddings plus {geometry.num_layers} layers of "
             f"[batch, tokens, {geometry.hidden_size}], got {len(hidden)}"
         )
-    attentions = out.attentions or ()
+    attentions: tuple[Any, ...] = tuple(out.attentions or ())
     if len(attentions) != geometry.num_layers or tuple(attentions[0].shape) != (
         batch,
         geometry.num_heads,

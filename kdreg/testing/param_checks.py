@@ -105,8 +105,10 @@ def _build_params(name: str, params_cls: type, params: Any) -> Any:
         return build_params(name, params_cls, raw)
     if isinstance(params, tuple) and all(isinstance(p, tuple) and len(p) == 2 for p in params):
         return build_params(name, params_cls, params)
-    if isinstance(params, Mapping):
-        return params_cls(**params)
+    if isinstance(params, Mapping):  # typed values or text, parsed exactly as on the command line
+        from kdreg.plugins.params import _format
+
+        return build_params(name, params_cls, tuple((str(k), _text(v, _format)) for k, v in params.items()))
     if isinstance(params, params_cls):
         return params
     raise CheckFailed(

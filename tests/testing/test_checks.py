@@ -279,7 +279,7 @@ def test_builtin_losses_conform(name: str) -> None:
 def test_builtin_teacher_and_student_conform(tiny_bert: Path) -> None:
     if not (loadable("teacher", "hf") and loadable("student", "layers")):
         pytest.skip("built-in hf teacher / layers student are not there yet")
-    results = assert_plugin_conforms("teacher", "hf", f"path={tiny_bert}")
+    results = assert_plugin_conforms("teacher", "hf", {"path": str(tiny_bert)})  # text in a mapping is parsed
     assert any(r.name == "load(mlm)" and "2 layers" in r.reason for r in results)
     results = assert_plugin_conforms("student", "layers:k=1", teacher=f"hf:path={tiny_bert}")
     assert any(r.name == "build(classification, 3 labels)" and "1 layers" in r.reason for r in results)
