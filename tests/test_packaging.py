@@ -1,0 +1,42 @@
+"""The wheel ships every package of the tree: the core, the built-ins, the migrations, the templates."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RENAMED = {"plugins": "kdreg_plugins", "migrations": "kdreg_migrations"}
+
+
+def _tree_packages() -> set[str]:
+    found = set()
+    for folder in ("kdreg", "plugins", "migrations"):
+        for init in (ROOT / folder).rglob("__init__.py"):
+            parts = list(init.parent.relative_to(ROOT).parts)
+            parts[0] = RENAMED.get(parts[0], parts[0])
+            found.add(".".join(parts))
+    return found
+
+
+@pytest.mark.slow
+def test_wheel_contains_every_package_and_data_file(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+        check=True, capture_output=True, text=True, timeout=300,
+    )
+    wheel = next(tmp_path.glob("kdreg-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    shipped = {n.rsplit("/", 1)[0].replace("/", ".") for n in names if n.endswith("/__init__.py")}
+    assert _tree_packages() <= shipped, sorted(_tree_packages() - shipped)
+    assert "kdreg/default_grid.toml" in names
+    assert any(n.startswith("kdreg_migrations/versions/0001") for n in names)
+    assert any(n.startswith("kdreg/cli/templates/") for n in names)
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    text = zipfile.ZipFile(wheel).read(entry_points).decode()
+    for group in ("kdreg.teachers", "kdreg.students", "kdreg.losses", "kdreg.benchmarks", "kdreg.corpora"):
+        assert f"[{group}]" in text
