@@ -114,10 +114,12 @@ def load_grid_file(path: Path) -> dict[str, Any]:
 def build_request(options: Mapping[str, Sequence[str]], grid_file: Path | None = None) -> GridRequest:
     """Merge the grid file (if any) with command-line options (which win), then apply defaults.
 
-    With no options and no grid file, the offline default study is used.
+    Without a grid file and without ``--teacher``, the offline default study is the base,
+    so ``kdreg run --seed 0,1,2`` is the default study with three seeds; naming a teacher
+    starts a study of your own, where options left out take :data:`DEFAULTS`.
     """
     given = {k: split_values(v) for k, v in options.items() if v}
-    if grid_file is None and not given:
+    if grid_file is None and "teacher" not in given:
         grid_file = DEFAULT_GRID
     data = load_grid_file(grid_file) if grid_file else {}
     values: dict[str, tuple[str, ...]] = {}
