@@ -66,13 +66,14 @@ def plain_loop(tokenizer, teacher, student, examples, steps: int, batch_size: in
         rng.shuffle(order)
         for i in range(0, len(order) - batch_size + 1, batch_size):
             chunk = [examples[j] for j in order[i : i + batch_size]]
-            enc = tokenizer([e.text for e in chunk], padding=True, truncation=True, max_length=64, return_tensors="pt")
+            enc = tokenizer([e.text for e in chunk], padding=True, truncation=True, max_length=64,
+                            return_tensors="pt")
             labels = torch.tensor([e.label for e in chunk])
             with torch.no_grad():
                 teacher_logits = teacher(**enc).logits
             student_logits = student(**enc).logits
-            kd = F.kl_div(F.log_softmax(student_logits / temperature, -1), F.softmax(teacher_logits / temperature, -1),
-                          reduction="batchmean") * temperature**2
+            kd = F.kl_div(F.log_softmax(student_logits / temperature, -1),
+                          F.softmax(teacher_logits / temperature, -1), reduction="batchmean") * temperature**2
             loss = alpha * kd + (1 - alpha) * F.cross_entropy(student_logits, labels)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
@@ -138,11 +139,12 @@ def main() -> None:
         tokenizer, teacher, student = build_models(Path(tmp))
         examples = make_examples(args.examples)
         fresh = copy.deepcopy(student.state_dict())
+        common = (tokenizer, teacher, student, examples, args.steps, args.batch_size)
         runs = {}
         for name, fn in (
-            ("plain PyTorch loop (baseline)", lambda: plain_loop(tokenizer, teacher, student, examples, args.steps, args.batch_size)),
-            ("kdreg, live teacher", lambda: kdreg_loop(tokenizer, teacher, student, examples, args.steps, args.batch_size, False)),
-            ("kdreg, cached teacher logits", lambda: kdreg_loop(tokenizer, teacher, student, examples, args.steps, args.batch_size, True)),
+            ("plain PyTorch loop (baseline)", lambda: plain_loop(*common)),
+            ("kdreg, live teacher", lambda: kdreg_loop(*common, False)),
+            ("kdreg, cached teacher logits", lambda: kdreg_loop(*common, True)),
         ):
             student.load_state_dict(fresh)
             runs[name] = fn()

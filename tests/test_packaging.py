@@ -26,7 +26,8 @@ def _tree_packages() -> set[str]:
 @pytest.mark.slow
 def test_wheel_contains_every_package_and_data_file(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path), str(ROOT)],
         check=True, capture_output=True, text=True, timeout=300,
     )
     wheel = next(tmp_path.glob("kdreg-*.whl"))

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
+from kdreg.plugins.spec import Loss, LossBatch, ModelGeometry, ModelOutputs
 from kdreg_plugins.losses._common import (
     check_logit_vocabulary,
     counted_rows,
@@ -27,8 +28,6 @@ from kdreg_plugins.losses._common import (
     validate_mix,
     zero_from,
 )
-
-from kdreg.plugins.spec import Loss, LossBatch, ModelGeometry, ModelOutputs
 
 if TYPE_CHECKING:
     import torch

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from kdreg.errors import IncompatiblePluginsError
+from kdreg.plugins.spec import Loss, LossBatch, ModelGeometry, ModelOutputs
 from kdreg_plugins.losses._common import (
     format_mapping,
     layer_pairs,
@@ -22,9 +24,6 @@ from kdreg_plugins.losses._common import (
     working_precision,
     zero_from,
 )
-
-from kdreg.errors import IncompatiblePluginsError
-from kdreg.plugins.spec import Loss, LossBatch, ModelGeometry, ModelOutputs
 
 if TYPE_CHECKING:
     import torch

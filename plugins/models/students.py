@@ -26,11 +26,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from kdreg_plugins.models.loading import ModelSource, check_available, load_pretrained, model_from_config
-from kdreg_plugins.models.teachers import HFParams, PresetParams
-
 from kdreg.errors import IncompatiblePluginsError, ParameterError
 from kdreg.plugins.spec import Head, LoadedModel, Student, Teacher
+from kdreg_plugins.models.loading import ModelSource, check_available, load_pretrained, model_from_config
+from kdreg_plugins.models.teachers import HFParams, PresetParams
 
 _LAYER_LIST_NAMES = ("layer", "layers")
 """Names of the encoder's layer list (BERT/XLM-R ``encoder.layer``, DistilBERT ``transformer.layer``)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from kdreg.plugins.spec import Head, LoadedModel, Teacher
 from kdreg_plugins.models.loading import (
     ModelSource,
     check_available,
@@ -22,8 +23,6 @@ from kdreg_plugins.models.loading import (
     load_pretrained,
     load_tokenizer,
 )
-
-from kdreg.plugins.spec import Head, LoadedModel, Teacher
 
 REVISION_HELP = "hub branch, tag or commit (pins the weights; ignored for a local folder)"
 

@@ -1,23 +1,11 @@
-"""Fixtures of the pipeline tests: the tiny world on disk, and one torch thread."""
+"""Fixtures of the pipeline tests: the tiny world on disk (one torch thread: see tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tiny_world import GRID, write_benchmark, write_corpus
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny models train as fast on one thread, and many times faster when other processes share the cores."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

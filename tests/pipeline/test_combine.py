@@ -6,14 +6,14 @@ import math
 
 import pytest
 import torch
-from kdreg_plugins.losses.logits import CrossEntropy, SoftTargetKL
-from kdreg_plugins.losses.representations import HiddenCosine, HiddenMSE
 
 from kdreg.errors import IncompatiblePluginsError, ParameterError
 from kdreg.pipeline.combine import CombinedLoss, build_loss
 from kdreg.pipeline.training import forward, use_eager_attention
 from kdreg.plugins.registry import registry
 from kdreg.plugins.spec import LossBatch, ModelGeometry, ModelOutputs
+from kdreg_plugins.losses.logits import CrossEntropy, SoftTargetKL
+from kdreg_plugins.losses.representations import HiddenCosine, HiddenMSE
 
 
 def geo(hidden: int, layers: int = 1, heads: int = 1, vocab: int = 3) -> ModelGeometry:

@@ -13,12 +13,12 @@ import sys
 
 import pytest
 import torch
-from kdreg_plugins.losses.logits import CrossEntropy, LogitMSE, SoftTargetKL
-from kdreg_plugins.losses.representations import AttentionLoss, HiddenCosine, HiddenMSE
 
 from kdreg.errors import IncompatiblePluginsError, ParameterError, PluginError
 from kdreg.plugins.registry import registry
 from kdreg.plugins.spec import LossBatch, ModelGeometry, ModelOutputs
+from kdreg_plugins.losses.logits import CrossEntropy, LogitMSE, SoftTargetKL
+from kdreg_plugins.losses.representations import AttentionLoss, HiddenCosine, HiddenMSE
 
 S_LOGITS = [[1.0, 2.0, 3.0], [0.5, 0.0, -0.5]]
 T_LOGITS = [[3.0, 1.0, 0.0], [0.0, 0.0, 1.0]]

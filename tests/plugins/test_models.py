@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kdreg_plugins.models.students import LayersStudent, SmallStudent, spread
-from kdreg_plugins.models.teachers import HFTeacher
 
 from kdreg.errors import IncompatiblePluginsError, ModelUnavailableError, ParameterError
 from kdreg.plugins.registry import registry
 from kdreg.plugins.spec import Head, LoadedModel, Teacher
 from kdreg.testing.tiny import save_tiny_bert
+from kdreg_plugins.models.students import LayersStudent, SmallStudent, spread
+from kdreg_plugins.models.teachers import HFTeacher
 
 
 @pytest.fixture(autouse=True)
