@@ -84,8 +84,8 @@ class WorldConfig:
     topics: int = field(default=6, metadata=_meta("number of topics (benchmark labels)"))
     nouns_per_topic: int = field(default=8, metadata=_meta("topic-specific nouns per topic"))
     verbs_per_topic: int = field(default=3, metadata=_meta("topic-specific verbs per topic"))
-    generic_nouns: int = field(default=12, metadata=_meta("nouns used in every topic"))
-    generic_verbs: int = field(default=6, metadata=_meta("verbs used in every topic"))
+    generic_nouns: int = field(default=12, metadata=_meta("nouns of no topic (adpositional phrases)"))
+    generic_verbs: int = field(default=6, metadata=_meta("verbs of no topic (used when topic_rate < 1)"))
     adjectives: int = field(default=10, metadata=_meta("adjectives (topic-neutral)"))
     topic_rate: float = field(
         default=1.0, metadata=_meta("probability that a verb, subject or object is from the document's topic")
@@ -97,7 +97,8 @@ class WorldConfig:
             raise ValueError("languages must be between 2 and 26")
         if not 2 <= self.topics <= 64:
             raise ValueError("topics must be between 2 and 64")
-        small = [f.name for f in fields(WorldConfig)[3:8] if getattr(self, f.name) < 1]
+        sizes = ("nouns_per_topic", "verbs_per_topic", "generic_nouns", "generic_verbs", "adjectives")
+        small = [name for name in sizes if getattr(self, name) < 1]
         if small:
             raise ValueError(f"{', '.join(small)} must be at least 1")
         if not 1 <= self.max_clauses <= 8:
