@@ -229,11 +229,6 @@ class World:
         """Every word of the world, in a fixed order: anchors, then each language's words."""
         return (*self.anchors, *(w for language in self.languages for w in self.lexicon[language]))
 
-    def topic_words(self, language: str) -> list[tuple[str, int]]:
-        """(word, topic) for every topical noun and verb of ``language``."""
-        words = self.lexicon[language]
-        return [(words[x.index], x.topic) for x in self.concepts if x.topic is not None]
-
     # ----------------------------------------------------------- generator
     def _pick(self, rng: random.Random, category: str, topic: int | None) -> int:
         topical = self._pools.get((category, topic), ()) if topic is not None else ()
