@@ -27,13 +27,11 @@ def cache_info(ctx: typer.Context, as_json: JsonOption = False) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from kdreg.paths import cache_dir
-    from kdreg.pipeline.model_cache import folder_size, models_dir
+    from kdreg.pipeline.model_cache import cached_models, folder_size
 
-    root = models_dir()
-    found = root.iterdir() if root.exists() else ()
-    entries = sorted(p for p in found if p.is_dir() and not p.name.startswith("."))
-    sizes = {p: folder_size(p) for p in entries}
-    rows = [{"model": p.name, "size": _human(size), "bytes": size} for p, size in sizes.items()]
+    sizes = {p: folder_size(p) for p in cached_models()}
+    rows = [{"model": f"{p.parent.name}/{p.name}", "size": _human(size), "bytes": size}
+            for p, size in sizes.items()]
     total = folder_size(cache_dir())
     if as_json:
         print_json({"path": str(cache_dir()), "bytes": total, "models": rows})
@@ -48,9 +46,10 @@ def cache_clear(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete every cached model (they are re-created when a run needs them)."""
-    from kdreg.pipeline.model_cache import clear, folder_size, models_dir
+    from kdreg.paths import cache_dir
+    from kdreg.pipeline.model_cache import clear, folder_size
 
-    size = folder_size(models_dir())
+    size = folder_size(cache_dir())
     if not yes and not typer.confirm(f"Delete {_human(size)} of cached models?"):
         raise typer.Exit(1)
     console.print(f"freed {_human(clear())}")

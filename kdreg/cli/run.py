@@ -237,6 +237,23 @@ def _print_summary(store: Any, grid_id: int | None) -> None:
         _print_benchmark_summary(grid_id, benchmark, group, [r for r in results if r.run_id in members])
 
 
+def _print_whole(table: Any) -> None:
+    """Print a table; piped or captured output (no terminal width to respect) gets it unsqueezed."""
+    from rich.console import Console
+
+    if console.is_terminal:
+        console.print(table)
+        return
+    width = Console(width=240).measure(table).maximum
+    Console(width=max(width, 40), highlight=False, soft_wrap=False).print(table)
+
+
+def _label_cells(run: Any, with_corpus: bool) -> list[str]:
+    """The describing cells of a run's summary row."""
+    return [str(run.id), run.stage, run.student_spec or "(teacher)", run.loss_spec or "",
+            *([run.corpus_spec or ""] if with_corpus else []), str(run.seed), run.status]
+
+
 def _print_benchmark_summary(grid_id: int | None, benchmark: str, runs: list[Any],
                              results: list[Any]) -> None:
     from rich.markup import escape
@@ -258,19 +275,21 @@ def _print_benchmark_summary(grid_id: int | None, benchmark: str, runs: list[Any
     with_corpus = any(run.corpus_spec for run in runs)
     table = Table(title=f"grid {grid_id}: test {metric} per language (* source)",
                   caption=f"benchmark {escape(benchmark)}")
-    for name in ("id", "stage", "student", "loss", *(["corpus"] if with_corpus else []), "seed", "status"):
+    all_succeeded = all(run.status == "succeeded" for run in runs)
+    labels = ("id", "stage", "student", "loss", *(["corpus"] if with_corpus else []), "seed",
+              *([] if all_succeeded else ["status"]))
+    for name in labels:
         table.add_column(name, overflow="fold")
     for name in [f"{lang}*" for lang in sources] + shown + ["zero-shot avg"]:
         table.add_column(escape(name), justify="right", no_wrap=True)
     for run in runs:
         mine = scores.get(run.id, {})
         zero_shot = [mine[lang] for lang in targets if lang in mine]
-        cells = [str(run.id), run.stage, run.student_spec or "(teacher)", run.loss_spec or "",
-                 *([run.corpus_spec or ""] if with_corpus else []), str(run.seed), run.status]
+        cells = _label_cells(run, with_corpus)[: len(labels)]
         numbers = [mine.get(lang) for lang in (*sources, *shown)]
         numbers.append(sum(zero_shot) / len(zero_shot) if zero_shot else None)
-        table.add_row(*(escape(c) for c in cells), *("" if v is None else f"{v:.4f}" for v in numbers))
-    console.print(table)
+        table.add_row(*(escape(c) for c in cells), *("" if v is None else f"{v:.3f}" for v in numbers))
+    _print_whole(table)
     if targets and not shown:
         console.print(f"{len(targets)} zero-shot languages: `kdreg report --grid {grid_id}` shows each.")
 

@@ -71,9 +71,20 @@ def folder_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
+def cached_models() -> list[Path]:
+    """Every cached model folder: the pipeline's (``models/``) and plugins' own (e.g. ``synthetic/``)."""
+    root = cache_dir()
+    if not root.exists():
+        return []
+    found = []
+    for group in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        found.extend(sorted(p for p in group.iterdir() if p.is_dir() and not p.name.startswith(".")))
+    return found
+
+
 def clear() -> int:
-    """Delete every cached model; returns the bytes freed."""
-    root = models_dir()
+    """Delete everything in kdreg's cache folder (models are re-created on demand); returns bytes freed."""
+    root = cache_dir()
     size = folder_size(root)
     if root.exists():
         shutil.rmtree(root)

@@ -172,12 +172,17 @@ def test_ctrl_c_marks_the_run_interrupted_and_keeps_what_was_stored(world: dict[
 def test_cache_command_shows_size_and_clears(world: dict[str, str], kdreg_home: Path) -> None:
     assert _invoke("run", "--teacher", world["teacher"], "--student", "layers:k=1", "--benchmark",
                    world["benchmark"], "--stage", "finetune", "--config", world["grid"]).exit_code == 0
+    # a plugin's own cache (the synthetic teacher keeps one) lives under the same folder
+    from kdreg.paths import cache_dir
+
+    (cache_dir() / "some-plugin" / "abc123").mkdir(parents=True)
+    (cache_dir() / "some-plugin" / "abc123" / "weights").write_bytes(b"w" * 100)
     shown = _invoke("cache", "--json")
     assert shown.exit_code == 0
     import json
 
     info = json.loads(shown.output)
-    assert info["bytes"] > 0 and [m["model"].split("-")[0] for m in info["models"]] == ["teacher"]
+    assert info["bytes"] > 0 and sorted(m["model"].split("-")[0] for m in info["models"]) == ["models/teacher", "some"]
     cleared = _invoke("cache", "clear", "--yes")
     assert cleared.exit_code == 0 and "freed" in cleared.output
     assert json.loads(_invoke("cache", "--json").output)["models"] == []
