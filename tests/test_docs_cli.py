@@ -1,7 +1,8 @@
 """docs/cli.md is generated from the Typer app itself and must stay current.
 
 Regenerate with:
-    python -m typer kdreg.cli.main utils docs --name kdreg --title "kdreg command-line reference" --output docs/cli.md
+    python -m typer kdreg.cli.main utils docs --name kdreg \
+        --title "kdreg command-line reference" --output docs/cli.md
 """
 
 from __future__ import annotations

@@ -182,7 +182,8 @@ def test_cache_command_shows_size_and_clears(world: dict[str, str], kdreg_home: 
     import json
 
     info = json.loads(shown.output)
-    assert info["bytes"] > 0 and sorted(m["model"].split("-")[0] for m in info["models"]) == ["models/teacher", "some"]
+    assert info["bytes"] > 0
+    assert sorted(m["model"].split("-")[0] for m in info["models"]) == ["models/teacher", "some"]
     cleared = _invoke("cache", "clear", "--yes")
     assert cleared.exit_code == 0 and "freed" in cleared.output
     assert json.loads(_invoke("cache", "--json").output)["models"] == []
