@@ -71,7 +71,21 @@ def render_rows(
                 table.add_column(c, overflow="fold")
         for r in rows:
             table.add_row(*(escape(_cell(r.get(c))) for c in columns))
+        print_table(table)
+
+
+def print_table(table: Table) -> None:
+    """Print a rich table; piped or captured output gets it at its natural width.
+
+    With no terminal, rich assumes 80 columns and folds every cell to fit, which turns
+    ``kdreg plugins | less`` or a CI log into a column of word fragments. There is no
+    width to respect then, so the table is measured and printed unsqueezed (up to 240).
+    """
+    if console.is_terminal:
         console.print(table)
+        return
+    width = Console(width=240).measure(table).maximum
+    Console(width=max(width, 40), highlight=False, soft_wrap=False).print(table)
 
 
 def print_json(data: Any) -> None:

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from kdreg.cli.options import DbOption
-from kdreg.cli.output import console, err_console, render_rows
+from kdreg.cli.output import console, err_console, print_table, render_rows
 
 
 def _multi(help_text: str, *names: str) -> Any:
@@ -237,17 +237,6 @@ def _print_summary(store: Any, grid_id: int | None) -> None:
         _print_benchmark_summary(grid_id, benchmark, group, [r for r in results if r.run_id in members])
 
 
-def _print_whole(table: Any) -> None:
-    """Print a table; piped or captured output (no terminal width to respect) gets it unsqueezed."""
-    from rich.console import Console
-
-    if console.is_terminal:
-        console.print(table)
-        return
-    width = Console(width=240).measure(table).maximum
-    Console(width=max(width, 40), highlight=False, soft_wrap=False).print(table)
-
-
 def _label_cells(run: Any, with_corpus: bool) -> list[str]:
     """The describing cells of a run's summary row."""
     return [str(run.id), run.stage, run.student_spec or "(teacher)", run.loss_spec or "",
@@ -289,7 +278,7 @@ def _print_benchmark_summary(grid_id: int | None, benchmark: str, runs: list[Any
         numbers = [mine.get(lang) for lang in (*sources, *shown)]
         numbers.append(sum(zero_shot) / len(zero_shot) if zero_shot else None)
         table.add_row(*(escape(c) for c in cells), *("" if v is None else f"{v:.3f}" for v in numbers))
-    _print_whole(table)
+    print_table(table)
     if targets and not shown:
         console.print(f"{len(targets)} zero-shot languages: `kdreg report --grid {grid_id}` shows each.")
 

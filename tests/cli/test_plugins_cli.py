@@ -96,3 +96,16 @@ def test_show_a_builtin_and_the_version() -> None:
 
     version = runner.invoke(app, ["--version"])
     assert (version.exit_code, version.stdout) == (0, "kdreg 0.1.0\n")
+
+
+def test_a_piped_table_is_not_squeezed_to_80_columns() -> None:
+    """With no terminal (a pipe, a CI log) every summary stays on one line, whole."""
+    runner = CliRunner()
+    rows = json.loads(runner.invoke(app, ["plugins", "--json"]).stdout)["plugins"]
+    table = runner.invoke(app, ["plugins"])
+    assert table.exit_code == 0, table.output
+    lines = table.stdout.splitlines()
+    long_ones = [r["summary"] for r in rows if len(r["summary"]) > 60]
+    assert long_ones  # the case that used to fold
+    for summary in long_ones:
+        assert any(summary in line for line in lines), summary
