@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from kdreg.cli.options import JsonOption
 from kdreg.cli.output import console, print_json, render_rows
+from kdreg.errors import ConfigError
 
 cache_app = typer.Typer(help="Show the size of the model cache, list it, or clear it.")
 
@@ -21,6 +23,11 @@ def _human(size: int) -> str:
     return f"{value:.1f} GB"
 
 
+def _require_folder(path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"The cache folder {path} is a file; point KDREG_CACHE at a folder (or unset it).")
+
+
 @cache_app.callback(invoke_without_command=True)
 def cache_info(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Where the cache is, what it holds and how large it is."""
@@ -29,10 +36,11 @@ def cache_info(ctx: typer.Context, as_json: JsonOption = False) -> None:
     from kdreg.paths import cache_dir
     from kdreg.pipeline.model_cache import cached_models, folder_size
 
+    _require_folder(cache_dir())
     sizes = {p: folder_size(p) for p in cached_models()}
     rows = [{"model": f"{p.parent.name}/{p.name}", "size": _human(size), "bytes": size}
             for p, size in sizes.items()]
-    total = folder_size(cache_dir())
+    total = sum(sizes.values())
     if as_json:
         print_json({"path": str(cache_dir()), "bytes": total, "models": rows})
         return
@@ -45,11 +53,12 @@ def cache_info(ctx: typer.Context, as_json: JsonOption = False) -> None:
 def cache_clear(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Delete every cached model (they are re-created when a run needs them)."""
+    """Delete every cached model (they are re-created when a run needs them); nothing else is touched."""
     from kdreg.paths import cache_dir
-    from kdreg.pipeline.model_cache import clear, folder_size
+    from kdreg.pipeline.model_cache import cached_models, clear, folder_size
 
-    size = folder_size(cache_dir())
+    _require_folder(cache_dir())
+    size = sum(folder_size(p) for p in cached_models())
     if not yes and not typer.confirm(f"Delete {_human(size)} of cached models?"):
         raise typer.Exit(1)
     console.print(f"freed {_human(clear())}")

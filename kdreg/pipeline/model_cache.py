@@ -66,26 +66,57 @@ def save_model(folder: Path, model: Any, tokenizer: Any) -> None:
 
 def folder_size(path: Path) -> int:
     """Bytes used under ``path``."""
-    if not path.exists():
+    if not path.is_dir():
         return 0
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def is_kdreg_model(folder: Path) -> bool:
+    """Whether ``folder`` is a finished model kdreg wrote: it holds a ``kdreg-complete*`` marker.
+
+    The pipeline writes ``kdreg-complete``; plugins caching their own models (the
+    synthetic teacher) write ``kdreg-complete.json``. Only such folders are listed and
+    cleared, so a cache folder shared with other files (``KDREG_CACHE`` pointing at a
+    folder that also holds the database, or at a home directory) loses nothing else.
+    """
+    return folder.is_dir() and any(folder.glob(COMPLETE + "*"))
 
 
 def cached_models() -> list[Path]:
     """Every cached model folder: the pipeline's (``models/``) and plugins' own (e.g. ``synthetic/``)."""
     root = cache_dir()
-    if not root.exists():
+    if not root.is_dir():
         return []
     found = []
     for group in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        found.extend(sorted(p for p in group.iterdir() if p.is_dir() and not p.name.startswith(".")))
+        try:
+            entries = sorted(group.iterdir())
+        except OSError:  # a folder kdreg may not read is not kdreg's
+            continue
+        found.extend(p for p in entries if not p.name.startswith(".") and is_kdreg_model(p))
     return found
 
 
 def clear() -> int:
-    """Delete everything in kdreg's cache folder (models are re-created on demand); returns bytes freed."""
-    root = cache_dir()
-    size = folder_size(root)
-    if root.exists():
-        shutil.rmtree(root)
-    return size
+    """Delete every cached model (re-created on demand) and nothing else; returns bytes freed.
+
+    A model's lock file goes with it, so do the (empty) lock files a failed attempt left
+    in ``models/``, and a group folder (``models/``, ``synthetic/``) left empty is removed.
+    """
+    freed = 0
+    groups = {models_dir()}
+    for folder in cached_models():
+        freed += folder_size(folder)
+        shutil.rmtree(folder)
+        Path(str(folder) + ".lock").unlink(missing_ok=True)
+        groups.add(folder.parent)
+    if models_dir().is_dir():
+        for lock in models_dir().glob("*.lock"):
+            if lock.is_file() and lock.stat().st_size == 0 and not lock.with_suffix("").exists():
+                lock.unlink()
+    for group in groups:
+        try:
+            group.rmdir()  # only succeeds when empty
+        except OSError:
+            pass
+    return freed

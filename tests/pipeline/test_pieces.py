@@ -92,6 +92,24 @@ def test_model_cache_creates_once_and_never_leaves_half_written_models(kdreg_hom
     assert model_cache.clear() > 0 and not model_cache.models_dir().exists()
 
 
+def test_clearing_the_cache_touches_nothing_but_models(kdreg_home: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path) -> None:
+    """KDREG_CACHE may point at a folder that also holds the database or other files."""
+    shared = tmp_path / "shared"
+    monkeypatch.setenv("KDREG_CACHE", str(shared))
+    monkeypatch.setenv("KDREG_DB", str(shared / "kdreg.db"))
+    shared.mkdir()
+    (shared / "kdreg.db").write_bytes(b"runs")
+    (shared / "project" / "data").mkdir(parents=True)
+    (shared / "project" / "data" / "train.tsv").write_text("text\tlabel\n")
+    path, _ = model_cache.get_or_create("teacher", "k1", lambda f: (f / "w").write_bytes(b"w" * 10))
+    assert model_cache.cached_models() == [path]
+    assert model_cache.clear() >= 10 and not path.exists()
+    assert (shared / "kdreg.db").read_bytes() == b"runs"
+    assert (shared / "project" / "data" / "train.tsv").exists()
+    assert model_cache.clear() == 0
+
+
 def test_pretraining_hparams_are_checked() -> None:
     with pytest.raises(ConfigError, match="mlm_probability"):
         hparams_from_mapping({"pretrain": {"mlm_probability": 1.5}})

@@ -177,6 +177,10 @@ def test_cache_command_shows_size_and_clears(world: dict[str, str], kdreg_home: 
 
     (cache_dir() / "some-plugin" / "abc123").mkdir(parents=True)
     (cache_dir() / "some-plugin" / "abc123" / "weights").write_bytes(b"w" * 100)
+    (cache_dir() / "some-plugin" / "abc123" / "kdreg-complete.json").write_text("{}")
+    # what is not a finished kdreg model is neither listed nor cleared
+    (cache_dir() / "some-plugin" / "half-written").mkdir()
+    (cache_dir() / "notes.txt").write_text("mine")
     shown = _invoke("cache", "--json")
     assert shown.exit_code == 0
     import json
@@ -187,3 +191,6 @@ def test_cache_command_shows_size_and_clears(world: dict[str, str], kdreg_home: 
     cleared = _invoke("cache", "clear", "--yes")
     assert cleared.exit_code == 0 and "freed" in cleared.output
     assert json.loads(_invoke("cache", "--json").output)["models"] == []
+    assert (cache_dir() / "notes.txt").read_text() == "mine"
+    assert (cache_dir() / "some-plugin" / "half-written").is_dir()
+    assert not (cache_dir() / "models").exists()
