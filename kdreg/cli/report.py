@@ -74,25 +74,35 @@ def plot_or_note(tables: list, plot_format: str) -> tuple[bytes | None, str | No
     return None, note
 
 
-def write_all(tables: list, out: Path, plot_format: str) -> list[Path]:  # type: ignore[type-arg]
-    """Every format into ``out``; the plot when matplotlib is there (the HTML page embeds it)."""
+def write_all(tables: list, out: Path, plot_format: str,  # type: ignore[type-arg]
+              protect: list[Path] | None = None) -> list[Path]:
+    """Every format into ``out``; the plot when matplotlib is there (the HTML page embeds it).
+
+    ``protect`` are the database's files: a report never overwrites them.
+    """
     from kdreg.errors import ConfigError
+    from kdreg.reporting.output_files import check_target, write_file
     from kdreg.reporting.tables import EXTENSIONS, render
 
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"Cannot create the output folder {out}: {exc.strerror or exc}.") from None
+    guarded = protect or []
+    names = [f"report.{plot_format}", *(f"report.{ext}" for ext in EXTENSIONS.values())]
+    for name in names:  # every target is checked before the first is written
+        check_target(out / name, guarded)
     written: list[Path] = []
     plot, note = plot_or_note(tables, plot_format)
     if plot is not None:
         target = out / f"report.{plot_format}"
-        target.write_bytes(plot)
+        write_file(target, lambda path: path.write_bytes(plot), protect=guarded)
         written.append(target)
     for fmt, ext in EXTENSIONS.items():
         options = {"plot": plot, "plot_format": plot_format, "plot_note": note} if fmt == "html" else {}
         target = out / f"report.{ext}"
-        target.write_text(render(tables, fmt, **options), encoding="utf-8")
+        text = render(tables, fmt, **options)
+        write_file(target, lambda path, text=text: path.write_text(text, encoding="utf-8"), protect=guarded)
         written.append(target)
     return written
 
@@ -164,7 +174,9 @@ def report(
         err_console.print(f"No results match in {store.label} (report counts succeeded runs; see --status).")
         return
     if out is not None:
-        for path in write_all(tables, out, plot_format):
+        from kdreg.reporting.output_files import database_files
+
+        for path in write_all(tables, out, plot_format, database_files(store)):
             console.print(str(path))
         return
     if fmt == "terminal":

@@ -1,8 +1,8 @@
 """Flat export: one row per result with its run's columns, streamed to CSV, JSON Lines or Parquet.
 
 Rows come from the database in batches (``yield_per``), so memory stays flat however
-large the store. A file is written beside its target and renamed at the end, so an
-interrupted export never leaves a truncated file under the requested name. Parquet
+large the store. Files are written through :mod:`kdreg.reporting.output_files`: never
+over the database being read, never left truncated under the requested name. Parquet
 needs pyarrow (``pip install 'kdreg[export]'``), imported only here.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import sys
 from collections.abc import Iterator
 from datetime import datetime
@@ -91,16 +90,13 @@ def write_export(store: Any, filters: Filters, fmt: str, out: Path | None) -> in
         if fmt == "parquet":
             raise ConfigError("Parquet is binary; give a file with --out results.parquet.")
         return _write_text(batches, fmt, sys.stdout)
-    partial = out.with_name(out.name + ".partial")
-    try:
+    from kdreg.reporting.output_files import database_files, write_file
+
+    def write(path: Path) -> int:
         if fmt == "parquet":
-            count = _write_parquet(batches, partial)
-        else:
-            with open(partial, "w", encoding="utf-8", newline="") as handle:
-                count = _write_text(batches, fmt, handle)
-        os.replace(partial, out)
-    except OSError as exc:
-        raise ConfigError(f"Cannot write {out}: {exc.strerror or exc}.") from None
-    finally:
-        partial.unlink(missing_ok=True)
+            return _write_parquet(batches, path)
+        with open(path, "w", encoding="utf-8", newline="") as handle:
+            return _write_text(batches, fmt, handle)
+
+    count = write_file(out, write, protect=database_files(store))
     return count

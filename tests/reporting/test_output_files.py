@@ -1,0 +1,101 @@
+"""Output paths of `kdreg export` and `kdreg report --out` never harm the database or a device."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from kdreg.cli.main import app
+from kdreg.errors import ConfigError
+from kdreg.reporting.output_files import write_file
+from kdreg.testing.store_data import seeded_copy
+
+
+@pytest.fixture()
+def db(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Path:
+    cache = tmp_path_factory.getbasetemp() / "synthetic-store-cache"
+    cache.mkdir(exist_ok=True)
+    path = tmp_path / "kdreg.db"
+    seeded_copy(cache, path)
+    return path
+
+
+def kdreg(db: Path, *args: str):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(app, [*args, "--db", str(db)])
+
+
+def one_line_error(done, *needles: str) -> None:  # type: ignore[no-untyped-def]
+    assert done.exit_code == 1, done.output
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+    for needle in needles:
+        assert needle in done.stderr
+
+
+def test_export_refuses_to_overwrite_the_database_it_reads(db: Path) -> None:
+    before = db.read_bytes()
+    one_line_error(kdreg(db, "export", "-o", str(db)), "it is the database being read")
+    same_file_other_spelling = db.parent / "." / db.name
+    one_line_error(kdreg(db, "export", "-o", str(same_file_other_spelling)), "database being read")
+    assert db.read_bytes() == before
+    assert kdreg(db, "query", "--limit", "1").exit_code == 0
+
+
+def test_report_out_refuses_a_folder_whose_report_file_is_the_database(tmp_path: Path, db: Path) -> None:
+    folder = tmp_path / "out"
+    folder.mkdir()
+    named_like_a_report = folder / "report.csv"
+    db.rename(named_like_a_report)
+    before = named_like_a_report.read_bytes()
+    one_line_error(kdreg(named_like_a_report, "report", "--out", str(folder)), "database being read")
+    assert named_like_a_report.read_bytes() == before
+    assert sorted(p.name for p in folder.iterdir()) == ["report.csv"]  # nothing else written either
+
+
+@pytest.mark.parametrize("target", ["", "."])
+def test_an_output_path_without_a_file_name_is_one_line(db: Path, target: str) -> None:
+    one_line_error(kdreg(db, "export", "-o", target), "names no file")
+
+
+def test_a_file_in_the_middle_of_the_path_is_one_line(tmp_path: Path, db: Path) -> None:
+    blocker = tmp_path / "existing.txt"
+    blocker.write_text("x")
+    one_line_error(kdreg(db, "export", "-o", str(blocker / "sub.csv")), "Cannot write", "Not a directory")
+    assert blocker.read_text() == "x"
+
+
+def test_a_device_is_written_through_not_replaced(tmp_path: Path, db: Path) -> None:
+    """`-o /dev/stdout` and friends: the target stays what it was (here a link to /dev/null)."""
+    link = tmp_path / "sink.csv"
+    link.symlink_to(os.devnull)
+    done = kdreg(db, "export", "-o", str(link))
+    assert done.exit_code == 0, done.output
+    assert link.is_symlink() and stat.S_ISCHR(os.stat(link).st_mode)
+    assert not list(tmp_path.glob("*.partial"))
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_device_is_one_line_and_stays_a_device(db: Path) -> None:
+    one_line_error(kdreg(db, "export", "-o", "/dev/full"), "Cannot write /dev/full")
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+
+
+def test_a_regular_file_is_replaced_whole_or_not_at_all(tmp_path: Path, db: Path) -> None:
+    out = tmp_path / "results.csv"
+    out.write_text("old\n")
+
+    def fails(path: Path) -> None:
+        path.write_text("half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(ConfigError, match="No space left"):
+        write_file(out, fails)
+    assert out.read_text() == "old\n" and not list(tmp_path.glob("*.partial"))
+    assert kdreg(db, "export", "--seed", "0", "-o", str(out)).exit_code == 0
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert rows and {r["seed"] for r in rows} == {"0"}
