@@ -2,6 +2,9 @@
 
 ``main()`` is the single place errors become output: a :class:`KdregError` is one red
 line on stderr and exit code 1 (``KDREG_DEBUG=1`` re-raises it with its traceback).
+Anything else that escapes a command is a bug (in kdreg or a plugin): it is one red line
+too, naming the exception and asking for ``KDREG_DEBUG=1`` and a report, because a
+user's terminal is no place for a traceback they did not ask for.
 Command modules import heavy libraries only inside the commands that train, so
 ``--help``, ``plugins``, ``db``, ``query`` and ``report`` start fast.
 """
@@ -44,13 +47,29 @@ class KdregGroup(TyperGroup):
     """
 
     def invoke(self, ctx):  # type: ignore[no-untyped-def]
+        import click
+
         try:
             return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise  # Typer's own ways out: usage errors, --help, exit codes
         except KdregError as exc:
             if debug():
                 raise
             print_error(str(exc))
             raise typer.Exit(1) from None
+        except Exception as exc:
+            if debug():
+                raise
+            print_error(unexpected(exc))
+            raise typer.Exit(1) from None
+
+
+def unexpected(exc: BaseException) -> str:
+    """The one line for an error kdreg did not foresee (a bug): what it was, and how to see more."""
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    return (f"unexpected {type(exc).__name__}: {first} "
+            "(a bug in kdreg or a plugin: KDREG_DEBUG=1 shows the traceback; please report it).")
 
 
 app = typer.Typer(

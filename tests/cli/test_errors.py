@@ -34,6 +34,10 @@ class ErrKL(Loss):
         temperature: float = 1.0
         layers: int = 2
 
+        def __post_init__(self) -> None:
+            if self.layers == 99:  # a plugin bug kdreg did not foresee
+                raise ZeroDivisionError("division by zero in the plugin")
+
     def compute(self, student, teacher, batch):
         raise NotImplementedError
 '''
@@ -140,6 +144,15 @@ def test_unusable_database_errors_write_nothing(tmp_path: Path, kind: str) -> No
     if before is not None:
         assert checksum(target) == before
     assert [p.name for p in tmp_path.iterdir()] == ["target.db"]
+
+
+def test_an_unforeseen_error_is_one_line_too(plugin_path: Path) -> None:
+    """A bug (here a plugin's) is not a traceback on the user's terminal, unless they ask for it."""
+    message = the_error(kdreg("plugins", "show", "errkl:layers=99", pythonpath=plugin_path))
+    assert message.startswith("unexpected ZeroDivisionError: division by zero in the plugin")
+    assert "KDREG_DEBUG=1 shows the traceback" in message
+    done = kdreg("plugins", "show", "errkl:layers=99", pythonpath=plugin_path, KDREG_DEBUG="1")
+    assert done.returncode == 1 and "Traceback (most recent call last)" in done.stderr
 
 
 def test_debug_shows_the_traceback(plugin_path: Path) -> None:
