@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,11 @@ DEFAULTS: dict[str, tuple[str, ...]] = {
     "lang": (),
 }
 """What an option left out means once any option is given (`kdreg run --teacher bert-large`)."""
+
+REQUIRED = ("teacher", "student", "benchmark", "stage", "seed")
+"""Keys that cannot be empty lists: a grid without them has nothing to run."""
+MAX_SEED = 2**32 - 1
+"""The largest seed every library takes (NumPy's limit)."""
 
 DEFAULT_GRID = Path(__file__).with_name("default_grid.toml")
 """The offline default study `kdreg run` runs with no options at all."""
@@ -100,6 +106,8 @@ def load_grid_file(path: Path) -> dict[str, Any]:
             data = tomllib.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"Grid file {path} does not exist.") from None
+    except OSError as exc:  # a folder, no permission
+        raise ConfigError(f"Cannot read grid file {path}: {exc.strerror or exc}.") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"Grid file {path} is not valid TOML: {exc}.") from None
     unknown = set(data) - set(KEYS) - {"teacher_finetune", "finetune", "pretrain", "eval_batch_size"}
@@ -119,6 +127,9 @@ def build_request(options: Mapping[str, Sequence[str]], grid_file: Path | None =
     starts a study of your own, where options left out take :data:`DEFAULTS`.
     """
     given = {k: split_values(v) for k, v in options.items() if v}
+    for key, items in given.items():
+        if not items:
+            raise ConfigError(f"--{key} was given but names nothing; leave it out for its default.")
     if grid_file is None and "teacher" not in given:
         grid_file = DEFAULT_GRID
     data = load_grid_file(grid_file) if grid_file else {}
@@ -130,6 +141,8 @@ def build_request(options: Mapping[str, Sequence[str]], grid_file: Path | None =
             raw = data[key]
             items = raw if isinstance(raw, list) else [raw]
             values[key] = tuple(str(x) for x in items)
+            if not values[key] and key in REQUIRED:
+                raise ConfigError(f"Grid file {grid_file}: {key} is empty; list some or leave it out.")
         else:
             values[key] = DEFAULTS.get(key, ())
     if not values.get("teacher"):
@@ -138,8 +151,8 @@ def build_request(options: Mapping[str, Sequence[str]], grid_file: Path | None =
     if bad:
         raise ConfigError(f"Unknown stage {bad[0]!r}; use one of: {', '.join(STAGES)}.")
     for seed in values["seed"]:
-        if not seed.lstrip("-").isdigit():
-            raise ConfigError(f"Seed {seed[:30]!r} is not an integer.")
+        if not re.fullmatch(r"[0-9]{1,10}", seed) or int(seed) > MAX_SEED:
+            raise ConfigError(f"Seed {seed[:30]!r} is not a whole number from 0 to {MAX_SEED}.")
     return GridRequest(values=values, hparams=hparams_from_mapping(data))
 
 

@@ -330,7 +330,14 @@ def test_new_refuses_a_non_empty_folder_and_bad_names(tmp_path: Path, kdreg_cli:
     assert done.returncode == 1 and "Unknown plugin kind 'lost'" in done.stderr
     done = kdreg_cli("plugins", "new", "loss", "9 lives", "--dir", str(tmp_path / "new"))
     assert done.returncode == 1 and "must start with a letter" in done.stderr
+    done = kdreg_cli("plugins", "new", "loss", "a" * 300, "--dir", str(tmp_path / "new"))
+    assert done.returncode == 1 and "up to 64" in done.stderr
+    done = kdreg_cli("plugins", "new", "loss", "kl", "--dir", str(tmp_path / "new"))
+    assert done.returncode == 1 and "A loss plugin named 'kl' is already installed (from kdreg" in done.stderr
     assert not (tmp_path / "new").exists()
+    (tmp_path / "a-file").write_text("x")
+    done = kdreg_cli("plugins", "new", "loss", "fine", "--dir", str(tmp_path / "a-file" / "sub"))
+    assert done.returncode == 1 and "Cannot write the package" in done.stderr
 
 
 def test_plugin_authoring_help_imports_nothing_heavy(tmp_path: Path) -> None:

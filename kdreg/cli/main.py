@@ -47,11 +47,9 @@ class KdregGroup(TyperGroup):
     """
 
     def invoke(self, ctx):  # type: ignore[no-untyped-def]
-        import click
-
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
+        except (typer.Exit, typer.Abort, typer.TyperException):
             raise  # Typer's own ways out: usage errors, --help, exit codes
         except KdregError as exc:
             if debug():

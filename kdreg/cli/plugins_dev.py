@@ -42,7 +42,7 @@ TEST_PARAMS: dict[str, str] = {
     "teacher": "    from kdreg.testing.tiny import save_tiny_bert\n\n"
     '    return {"path": save_tiny_bert(tmp_path_factory.mktemp("tiny-teacher"))}',
 }
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
 
 
 # ---------------------------------------------------------------------- check
@@ -155,7 +155,7 @@ def package_names(kind: str, name: str) -> dict[str, str]:
         raise ConfigError(f"Unknown plugin kind {kind[:40]!r}; use one of: {', '.join(KINDS)}.")
     if not _NAME.match(name):
         raise ConfigError(
-            f"Plugin name {name[:40]!r} must start with a letter and use letters, digits, '-', '_'."
+            f"Plugin name {name[:40]!r} must start with a letter and use up to 64 letters, digits, '-', '_'."
         )
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
     distribution = slug if slug.startswith("kdreg-") else f"kdreg-{slug}"
@@ -182,6 +182,7 @@ def write_plugin_package(kind: str, name: str, target: Path) -> list[Path]:
     values["kdreg_version"] = __version__
     values["usage"] = Template(USAGE[kind]).substitute(values)
     values["params_body"] = TEST_PARAMS.get(kind, "    return None")
+    _refuse_taken_name(kind, name)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise ConfigError(f"{target} exists and is not empty; choose another --dir.")
     module = values["module"]
@@ -193,13 +194,30 @@ def write_plugin_package(kind: str, name: str, target: Path) -> list[Path]:
         f"tests/test_{module}.py": "test_plugin.py.tmpl",
     }
     written = []
-    for relative, template in layout.items():
-        path = target / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        text = Template((TEMPLATES / template).read_text(encoding="utf-8")).substitute(values)
-        path.write_text(text, encoding="utf-8")
-        written.append(path)
+    try:
+        for relative, template in layout.items():
+            path = target / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            text = Template((TEMPLATES / template).read_text(encoding="utf-8")).substitute(values)
+            path.write_text(text, encoding="utf-8")
+            written.append(path)
+    except OSError as exc:
+        raise ConfigError(f"Cannot write the package into {target}: {exc.strerror or exc}.") from None
     return written
+
+
+def _refuse_taken_name(kind: str, name: str) -> None:
+    """Two installed plugins of one kind and name are an error, so a new one needs a name of its own."""
+    from kdreg.errors import ConfigError
+    from kdreg.plugins.registry import registry
+
+    taken = {e.name.lower(): e for e in registry().entries(kind)}
+    entry = taken.get(name.lower())
+    if entry is not None:
+        raise ConfigError(
+            f"A {kind} plugin named {entry.name!r} is already installed (from {entry.distribution} "
+            f"{entry.version}); both could not be installed together, so choose another name."
+        )
 
 
 def new_command(

@@ -13,6 +13,7 @@ changes a result is part of a run's canonical config.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,6 +114,12 @@ def hparams_from_mapping(data: dict[str, Any], base: HParams | None = None) -> H
 def _validate(hp: HParams) -> None:
     for section in SECTIONS:
         phase = getattr(hp, section)
+        odd = [f.name for f in dataclasses.fields(phase)
+               if isinstance(getattr(phase, f.name), float) and not math.isfinite(getattr(phase, f.name))]
+        if odd:
+            raise ConfigError(f"[{section}] {odd[0]} must be a finite number, not {getattr(phase, odd[0])}.")
+        if phase.weight_decay < 0:
+            raise ConfigError(f"[{section}] needs weight_decay ≥ 0.")
         if phase.batch_size < 1 or phase.max_length < 8:
             raise ConfigError(f"[{section}] needs batch_size ≥ 1 and max_length ≥ 8.")
         if phase.max_steps < 0 or phase.epochs < 0 or (phase.max_steps == 0 and phase.epochs == 0):

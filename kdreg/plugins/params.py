@@ -13,6 +13,7 @@ Losses may be combined: ``kl+0.5*hidden:layers=2`` is a weighted sum.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -24,7 +25,6 @@ from kdreg.errors import ParameterError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_WEIGHT = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*\*\s*(.+)$")
 # '+' joins loss terms, except inside a number's exponent (``kl:scale=1e+3``, ``1e+0*kl``).
 _TERM_SEPARATOR = re.compile(r"(?<![0-9][eE])\+|(?<=[0-9][eE])\+(?![0-9])")
 
@@ -88,8 +88,20 @@ def parse_loss_combination(text: str) -> list[WeightedSpec]:
     for part in _TERM_SEPARATOR.split(text):
         if not part.strip():
             raise ParameterError(f"Empty term in loss combination {text[:80]!r}; write e.g. kl+0.5*hidden.")
-        match = _WEIGHT.match(part)
-        weight, body = (float(match.group(1)), match.group(2)) if match else (1.0, part)
+        head, star, body = part.partition("*")
+        weight = 1.0
+        if not star or set(head) & {":", "="}:  # no weight: a '*' inside parameters is theirs
+            body = part
+        else:
+            try:
+                weight = float(head)
+            except ValueError:
+                weight = math.nan
+            if not 0 < weight < math.inf:
+                raise ParameterError(
+                    f"Loss weight {head.strip()[:30]!r} in {text[:80]!r} must be a positive number; "
+                    "write e.g. kl+0.5*hidden."
+                )
         terms.append(WeightedSpec(weight=weight, spec=parse_spec(body)))
     return terms
 
@@ -137,7 +149,7 @@ def _coerce(value: str, tp: Any) -> Any:
         return int(value)
     if tp is float:
         result = float(value)
-        if result != result:  # NaN never makes sense as a hyper-parameter
+        if not math.isfinite(result):  # NaN and infinity never make sense as a hyper-parameter
             raise ValueError(value)
         return result
     if tp is str:

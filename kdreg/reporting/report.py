@@ -14,10 +14,12 @@ Markdown, LaTeX, CSV or HTML, and :mod:`kdreg.reporting.plot` draws it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kdreg.errors import ConfigError
 from kdreg.reporting.aggregate import Aggregate, SeedGroup, seed_groups
 from kdreg.store.filters import Filters
 
@@ -139,6 +141,8 @@ def build_report(
 
     ``source`` is a :class:`~kdreg.store.reading.Reader` or an open connection.
     """
+    if not (0 < scale < math.inf):  # also refuses NaN; a negative scale would turn "best" upside down
+        raise ConfigError(f"The scale must be a positive number (100 shows accuracy in %), not {scale}.")
     tables: list[ReportTable] = []
     languages = [col.code for col in filters.language_columns]
     for metric in filters.metrics:

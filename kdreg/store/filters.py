@@ -121,6 +121,13 @@ def _choices(option: str, values: tuple[str, ...], allowed: Sequence[str]) -> tu
     return values
 
 
+def _day_bound(day: date, end: bool) -> datetime:
+    """Midnight starting ``day``, or, as an upper bound, ending it (9999-12-31 has no end)."""
+    if not end:
+        return datetime.combine(day, time())
+    return datetime.max if day == date.max else datetime.combine(day + timedelta(days=1), time())
+
+
 def parse_time(text: str | datetime | date | None, *, end: bool = False) -> datetime | None:
     """An ISO date or date-time as naive UTC (how the store compares ``created_at``).
 
@@ -132,13 +139,12 @@ def parse_time(text: str | datetime | date | None, *, end: bool = False) -> date
     if isinstance(text, datetime):
         moment = text
     elif isinstance(text, date):
-        moment = datetime.combine(text + timedelta(days=1) if end else text, time())
+        moment = _day_bound(text, end)
     else:
         raw = str(text).strip()
         try:
             if len(raw) == 10:
-                day = date.fromisoformat(raw)
-                moment = datetime.combine(day + timedelta(days=1) if end else day, time())
+                moment = _day_bound(date.fromisoformat(raw), end)
             else:
                 moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
         except ValueError:

@@ -200,7 +200,7 @@ class Store:
         with self.session() as s:
             run: Run | None = None
             text = str(ref).strip()
-            if text.isdigit():
+            if text.isascii() and text.isdigit() and len(text) <= 18:  # ids fit SQL's 64-bit integers
                 run = s.get(Run, int(text))
             if run is None and len(text) >= 6 and all(c in "0123456789abcdef" for c in text.lower()):
                 matches = s.scalars(select(Run).where(Run.config_hash.startswith(text.lower()))).all()

@@ -88,7 +88,9 @@ def split_file(root: Path, language: str, split: str, plugin: str) -> Path:
             candidate = folder / f"{stem}{ext}"
             if candidate.is_file():
                 return candidate
-    present = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    # a folder named like a split file is shown as one ("test.tsv/"), so the message explains itself
+    entries = sorted(folder.iterdir()) if folder.is_dir() else []
+    present = [p.name + ("/" if p.is_dir() else "") for p in entries]
     expected = " or ".join(f"{stem}.tsv/.csv/.jsonl" for stem in SPLIT_FILES[split])
     raise DataError(
         f"{plugin}: missing {split} split file in {folder}: expected {expected} "

@@ -160,3 +160,14 @@ def test_debug_shows_the_traceback(plugin_path: Path) -> None:
     assert done.returncode == 1
     assert "Traceback (most recent call last)" in done.stderr
     assert "kdreg.errors.ParameterError: Parameter errkl:temperature must be float" in done.stderr
+
+
+@pytest.mark.parametrize("command", [["query"], ["run"], ["cache", "clear"], ["db", "path"],
+                                     ["plugins", "show"]])
+def test_help_of_every_command_exits_0_with_nothing_on_stderr(command: list[str]) -> None:
+    """Typer's own exits (help, usage errors) pass through the catch-all for unforeseen errors."""
+    done = CliRunner().invoke(app, [*command, "--help"])
+    assert (done.exit_code, done.stderr) == (0, ""), done.output
+    assert "Usage:" in done.stdout
+    usage = CliRunner().invoke(app, [*command, "--no-such-option"])
+    assert usage.exit_code == 2 and "unexpected" not in usage.output

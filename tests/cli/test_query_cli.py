@@ -132,6 +132,9 @@ def test_show_by_id_and_hash_prefix(seeded) -> None:
     assert (
         "failed" in done.stdout and "loss became NaN at step 3" in done.stdout and "Traceback" in done.stdout
     )
+    for odd in ("99999999999999999999999", "²", "٣"):
+        missing = kdreg(path, "show", odd)
+        assert missing.exit_code == 1 and missing.stderr.startswith("error: No run"), missing.output
     record = json.loads(kdreg(path, "show", "1", "--json").stdout)
     by_hash = kdreg(path, "show", record["config_hash"][:10])
     assert by_hash.exit_code == 0 and "curve finetune" in by_hash.stdout and "zero-shot avg" in by_hash.stdout
@@ -212,6 +215,13 @@ def test_export_formats_round_trip(seeded, tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.partial"))
 
 
+def test_the_last_day_of_the_calendar_is_a_valid_bound(seeded) -> None:
+    path, _ = seeded
+    everything = kdreg(path, "query", "-f", "json").stdout
+    assert json.loads(everything)
+    assert kdreg(path, "query", "--until", "9999-12-31", "-f", "json").stdout == everything
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -222,6 +232,8 @@ def test_export_formats_round_trip(seeded, tmp_path: Path) -> None:
         ("report", "--format", "[/]"),
         ("query", "--group-seeds", "--sort", "hash"),
         ("export", "--format", "xlsx"),
+        ("report", "--scale", "nan"),
+        ("report", "--scale", "0"),
     ],
     ids=" ".join,
 )

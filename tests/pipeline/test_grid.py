@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,35 @@ def test_bad_grid_files_are_one_line_config_errors(tmp_path: Path, content: str,
     with pytest.raises(ConfigError, match=message) as info:
         build_request({}, grid)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"seed": ["-1"]}, "Seed '-1' is not a whole number from 0 to 4294967295"),
+        ({"seed": ["--5"]}, "Seed '--5'"),
+        ({"seed": ["²"]}, "Seed '²'"),
+        ({"seed": ["٣"]}, "Seed '٣'"),  # a digit to str.isdigit, not a seed
+        ({"seed": ["99999999999999999999"]}, "Seed '99999999999999999999'"),
+        ({"seed": ["4294967296"]}, "Seed '4294967296'"),
+        ({"seed": [""]}, "--seed was given but names nothing"),
+        ({"stage": [","]}, "--stage was given but names nothing"),
+    ],
+)
+def test_bad_command_line_values_are_refused_before_anything_runs(options: dict[str, list[str]],
+                                                                  message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build_request({"teacher": ["t"], **options})
+    assert build_request({"teacher": ["t"], "seed": ["0,4294967295"]}).get("seed") == ("0", "4294967295")
+
+
+def test_a_grid_file_that_is_a_folder_or_lists_nothing(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"Cannot read grid file .*: Is a directory"):
+        build_request({}, tmp_path)
+    grid = tmp_path / "g.toml"
+    grid.write_text('teacher = "t"\nseed = []\n')
+    with pytest.raises(ConfigError, match="seed is empty"):
+        build_request({}, grid)
 
 
 def test_pretrain_without_corpus_is_refused() -> None:

@@ -116,6 +116,11 @@ def test_pretraining_hparams_are_checked() -> None:
     with pytest.raises(ConfigError, match="language_alpha"):
         hparams_from_mapping({"pretrain": {"language_alpha": -0.1}})
     assert hparams_from_mapping({"pretrain": {"max_steps": 0, "epochs": 2}}).pretrain.epochs == 2.0
+    for value in (float("nan"), float("inf")):  # TOML spells them nan and inf
+        with pytest.raises(ConfigError, match=r"\[finetune\] learning_rate must be a finite number"):
+            hparams_from_mapping({"finetune": {"learning_rate": value}})
+    with pytest.raises(ConfigError, match="weight_decay ≥ 0"):
+        hparams_from_mapping({"teacher_finetune": {"weight_decay": -0.1}})
 
 
 class Flores(Benchmark):

@@ -116,6 +116,8 @@ def test_every_supported_type_is_parsed() -> None:
         ("layers", "2.5", "must be int, got '2.5'"),
         ("scale", "fast", "must be float, got 'fast'"),
         ("scale", "nan", "must be float, got 'nan'"),
+        ("scale", "inf", "must be float, got 'inf'"),
+        ("scale", "1e999", "must be float, got '1e999'"),
         ("normalize", "maybe", "must be bool, got 'maybe'"),
         ("mode", "max", "must be 'mean' | 'sum', got 'max'"),
         ("limit", "many", "must be int | None, got 'many'"),
@@ -227,8 +229,12 @@ def test_plus_inside_an_exponent_does_not_split_terms() -> None:
 
 
 @pytest.mark.parametrize(("text", "needle"), [("kl+", "Empty term"), ("+kl", "Empty term"),
-                                              ("0.5*", "Malformed plugin name"),
-                                              ("kl+hidden:", "Nothing after ':'")])
+                                              ("0.5*", "Empty plugin name"),
+                                              ("kl+hidden:", "Nothing after ':'"),
+                                              ("-1*kl", "Loss weight '-1' in '-1\\*kl' must be a positive"),
+                                              ("kl+nan*mse", "Loss weight 'nan'"),
+                                              ("0*kl", "Loss weight '0'"),
+                                              ("1e999*kl", "Loss weight '1e999'")])
 def test_malformed_loss_combinations(text: str, needle: str) -> None:
     with pytest.raises(ParameterError, match=needle):
         parse_loss_combination(text)
