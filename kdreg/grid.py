@@ -68,8 +68,9 @@ def config_hash(data: Any) -> str:
 def split_values(values: Iterable[str]) -> tuple[str, ...]:
     """Expand repeated options and comma lists, keeping ``name:a=1,b=2`` parameters together.
 
-    A comma-separated piece that looks like ``key=value`` without a plugin name belongs to
-    the specification before it.
+    A comma-separated piece that starts ``key=`` (a bare parameter name) belongs to the
+    specification before it, whatever its value holds (``languages=de+fr``); a piece like
+    ``mse+hidden:layers=2`` starts a new one.
     """
     out: list[str] = []
     for value in values:
@@ -77,7 +78,8 @@ def split_values(values: Iterable[str]) -> tuple[str, ...]:
             piece = piece.strip()
             if not piece:
                 continue
-            if out and "=" in piece and ":" not in piece.split("=", 1)[0] and "+" not in piece:
+            key, eq, _value = piece.partition("=")
+            if out and eq and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key.strip()):
                 out[-1] = f"{out[-1]},{piece}"
             else:
                 out.append(piece)

@@ -39,6 +39,11 @@ def test_split_values_keeps_plugin_parameters_together() -> None:
         "kl:temperature=4,alpha=0.5", "mse", "ce")
     assert split_values(["a,b", "c"]) == ("a", "b", "c")
     assert split_values(["hf:path=/m/x,revision=main"]) == ("hf:path=/m/x,revision=main",)
+    # a later parameter whose value holds '+' (a language list) stays with its plugin
+    assert split_values(["files:path=task,languages=deu_Latn+fr,source=en", "text"]) == (
+        "files:path=task,languages=deu_Latn+fr,source=en", "text")
+    assert split_values(["kl:temperature=2,alpha=0.5+0.5*hidden:layers=2,mse+hidden:layers=1"]) == (
+        "kl:temperature=2,alpha=0.5+0.5*hidden:layers=2", "mse+hidden:layers=1")
 
 
 def test_grid_is_the_product_minus_what_does_not_apply() -> None:
