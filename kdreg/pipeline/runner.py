@@ -258,26 +258,23 @@ def run_grid(
                    if p is not None]
         if job.loss is not None:
             plugins.append(job.loss.identity())
-        store.start_run(run_id, environment(torch_device.describe(), plugins))
+        kept = store.start_run(run_id, environment(torch_device.describe(), plugins))
         started = time.perf_counter()
         try:
             with _Heartbeat(store, run_id):
                 results, curves = stages.run(job)
-            store.record_results(run_id, results)
-            for phase, curve in curves.items():
-                store.record_curve(run_id, phase, curve.steps, curve.losses)
-            store.finish_run(run_id, "succeeded")
+            store.complete_run(run_id, results, {p: (c.steps, c.losses) for p, c in curves.items()})
             outcome.statuses[job.record.config_hash] = "succeeded"
             outcome.results[job.record.config_hash] = results
             reporter.job_finished(job, "succeeded", time.perf_counter() - started, None)
         except KeyboardInterrupt:
-            store.finish_run(run_id, "interrupted", error="Interrupted (Ctrl-C)")
+            store.finish_run(run_id, "interrupted", error="Interrupted (Ctrl-C)", kept=kept)
             outcome.statuses[job.record.config_hash] = "interrupted"
             reporter.job_finished(job, "interrupted", time.perf_counter() - started, None)
             raise
         except Exception as exc:
             message = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
-            store.finish_run(run_id, "failed", error=message, traceback=traceback.format_exc())
+            store.finish_run(run_id, "failed", error=message, traceback=traceback.format_exc(), kept=kept)
             outcome.statuses[job.record.config_hash] = "failed"
             reporter.job_finished(job, "failed", time.perf_counter() - started, message)
             if fail_fast:

@@ -75,6 +75,16 @@ class ResultRecord:
     is_source: bool
 
 
+@dataclass(frozen=True)
+class KeptRun:
+    """A succeeded run's record while it is re-run (``--force``): put back if the re-run does not succeed."""
+
+    started_at: Any
+    finished_at: Any
+    duration_s: float | None
+    environment: dict[str, Any] | None
+
+
 class Store:
     """An opened, schema-checked experiment database."""
 
@@ -139,16 +149,22 @@ class Store:
                 s.add(GridRun(grid_id=grid_id, run_id=run.id))
             return run.id, run.status
 
-    def start_run(self, run_id: int, environment: dict[str, Any]) -> None:
-        """Mark a run running (clearing a previous attempt's error and results)."""
+    def start_run(self, run_id: int, environment: dict[str, Any]) -> KeptRun | None:
+        """Mark a run running; returns what to put back if it already has results (a forced re-run).
+
+        Earlier results stay until :meth:`complete_run` replaces them, so a re-run that fails
+        or is interrupted loses nothing (see :meth:`finish_run`).
+        """
         with self.session() as s:
             run = self._get(s, run_id)
+            has_results = s.scalars(select(Result.id).where(Result.run_id == run_id).limit(1)).first()
+            kept = (KeptRun(run.started_at, run.finished_at, run.duration_s, run.environment)
+                    if has_results is not None else None)
             now = utcnow()
             run.status, run.started_at, run.heartbeat_at = "running", now, now
             run.finished_at = run.error = run.traceback = run.duration_s = None
             run.environment = environment
-            s.execute(delete(Result).where(Result.run_id == run_id))
-            s.execute(delete(Curve).where(Curve.run_id == run_id))
+            return kept
 
     def heartbeat(self, run_id: int) -> None:
         """Show the run is alive (a stale heartbeat means the process died)."""
@@ -179,20 +195,60 @@ class Store:
             s.execute(delete(Curve).where(Curve.run_id == run_id, Curve.phase == phase))
             s.add(Curve(run_id=run_id, phase=phase, steps=steps, losses=[round(x, 6) for x in losses]))
 
-    def finish_run(
-        self, run_id: int, status: str, *, error: str | None = None, traceback: str | None = None
-    ) -> None:
-        """Close a run as succeeded, failed or interrupted."""
+    def complete_run(self, run_id: int, results: Iterable[ResultRecord],
+                     curves: dict[str, tuple[list[int], list[float]]]) -> None:
+        """Store a run's results and curves and mark it succeeded, all in one transaction.
+
+        Results and curves of an earlier attempt are replaced only here, together with the
+        status, so the store never shows a succeeded run with half its numbers.
+        """
+        rows = list(results)
+        for r in rows:
+            check_lengths(Result, r.__dict__, "result")
+        for phase in curves:
+            check_lengths(Curve, {"phase": phase}, "curve")
         with self.session() as s:
-            run = self._get(s, run_id)
-            now = utcnow()
-            run.status, run.finished_at, run.heartbeat_at = status, now, now
-            run.error, run.traceback = error, traceback
-            if run.started_at is not None:
-                started = run.started_at
-                if started.tzinfo is None:  # SQLite hands back naive datetimes (stored as UTC)
-                    started = started.replace(tzinfo=now.tzinfo)
-                run.duration_s = (now - started).total_seconds()
+            s.execute(delete(Result).where(Result.run_id == run_id))
+            s.execute(delete(Curve).where(Curve.run_id == run_id))
+            s.add_all(Result(run_id=run_id, **r.__dict__) for r in rows)
+            s.add_all(Curve(run_id=run_id, phase=phase, steps=steps, losses=[round(x, 6) for x in losses])
+                      for phase, (steps, losses) in curves.items())
+            self._close(s, run_id, "succeeded")
+
+    def finish_run(
+        self, run_id: int, status: str, *, error: str | None = None, traceback: str | None = None,
+        kept: KeptRun | None = None,
+    ) -> None:
+        """Close a run as succeeded, failed or interrupted.
+
+        With ``kept`` (a re-run of a run that had succeeded, from :meth:`start_run`), a
+        failed or interrupted attempt puts the earlier record back: the run stays succeeded
+        with its results, and the error says the re-run was discarded.
+        """
+        with self.session() as s:
+            if kept is not None and status != "succeeded":
+                run = self._get(s, run_id)
+                run.status, run.heartbeat_at = "succeeded", utcnow()
+                run.started_at, run.finished_at = kept.started_at, kept.finished_at
+                run.duration_s, run.environment = kept.duration_s, kept.environment
+                run.error = f"A re-run ({status}) was discarded; these are the earlier results. {error or ''}"
+                run.traceback = traceback
+                return
+            if status != "succeeded":  # a run that did not succeed has no numbers (its curves may help)
+                s.execute(delete(Result).where(Result.run_id == run_id))
+            self._close(s, run_id, status, error, traceback)
+
+    def _close(self, s: Session, run_id: int, status: str, error: str | None = None,
+               traceback: str | None = None) -> None:
+        run = self._get(s, run_id)
+        now = utcnow()
+        run.status, run.finished_at, run.heartbeat_at = status, now, now
+        run.error, run.traceback = error, traceback
+        if run.started_at is not None:
+            started = run.started_at
+            if started.tzinfo is None:  # SQLite hands back naive datetimes (stored as UTC)
+                started = started.replace(tzinfo=now.tzinfo)
+            run.duration_s = (now - started).total_seconds()
 
     # ------------------------------------------------------------- reads
     def find_run(self, ref: str | int) -> Run:

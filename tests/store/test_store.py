@@ -119,21 +119,49 @@ def test_a_failed_write_rolls_back_and_says_so(store: Store) -> None:
     assert [r.value for r in store.find_run(run_id).results] == [0.5]  # the delete was rolled back too
 
 
-def test_curves_are_replaced_and_retries_start_clean(store: Store) -> None:
+def test_curves_are_replaced_and_a_retry_replaces_an_attempt_only_when_it_succeeds(store: Store) -> None:
     run_id, _ = store.plan_run(None, record())
-    store.start_run(run_id, {})
+    assert store.start_run(run_id, {}) is None  # nothing to keep: no results yet
     store.record_curve(run_id, "finetune", [0, 10], [2.0, 1.23456789])
     store.record_curve(run_id, "finetune", [0, 10, 20], [2.0, 1.5, 1.0])
     store.record_results(run_id, [result("en", 0.5)])
     store.finish_run(run_id, "failed", error="boom")
-    (curve,) = store.find_run(run_id).curves
-    assert (curve.steps, curve.losses) == ([0, 10, 20], [2.0, 1.5, 1.0])
+    failed = store.find_run(run_id)
+    assert failed.results == []  # a failed run has no numbers; its curve stays for diagnosis
+    assert [(c.steps, c.losses) for c in failed.curves] == [([0, 10, 20], [2.0, 1.5, 1.0])]
 
-    store.start_run(run_id, {"attempt": 2})  # a retry clears the previous attempt
+    assert store.start_run(run_id, {"attempt": 2}) is None  # --retry-failed
     again = store.find_run(run_id)
-    assert (again.status, again.error, again.finished_at, again.results, again.curves) == (
-        "running", None, None, [], []
-    )
+    assert (again.status, again.error, again.finished_at) == ("running", None, None)
+    store.complete_run(run_id, [result("en", 0.7), result("de", 0.4)], {"finetune_kd": ([0, 5], [1.0, 0.5])})
+    done = store.find_run(run_id)
+    assert done.status == "succeeded" and done.duration_s is not None and done.error is None
+    assert sorted((r.language, r.value) for r in done.results) == [("de", 0.4), ("en", 0.7)]
+    assert [c.phase for c in done.curves] == ["finetune_kd"]
+
+
+def test_a_forced_re_run_that_fails_keeps_the_earlier_results(store: Store) -> None:
+    """--force on a succeeded run: its numbers are replaced only by a re-run that succeeds."""
+    run_id, _ = store.plan_run(None, record())
+    store.start_run(run_id, {"attempt": 1})
+    store.complete_run(run_id, [result("en", 0.9)], {"finetune": ([0, 1], [1.0, 0.5])})
+    first = store.find_run(run_id)
+    for status in ("failed", "interrupted"):
+        kept = store.start_run(run_id, {"attempt": 2})
+        assert kept is not None and kept.environment == {"attempt": 1}
+        store.finish_run(run_id, status, error="RuntimeError: out of memory", traceback="Traceback ...",
+                         kept=kept)
+        after = store.find_run(run_id)
+        assert (after.status, after.environment, after.finished_at) == ("succeeded", {"attempt": 1},
+                                                                          first.finished_at)
+        assert [(r.language, r.value) for r in after.results] == [("en", 0.9)]
+        assert [c.phase for c in after.curves] == ["finetune"]
+        assert after.error.startswith(f"A re-run ({status}) was discarded; these are the earlier results.")
+        assert "out of memory" in after.error
+    kept = store.start_run(run_id, {"attempt": 3})
+    store.complete_run(run_id, [result("en", 0.95)], {})
+    final = store.find_run(run_id)
+    assert (final.error, [r.value for r in final.results], final.curves) == (None, [0.95], [])
 
 
 def test_deleting_a_run_cascades_through_foreign_keys(store: Store) -> None:
