@@ -75,14 +75,26 @@ def same_vocabulary(a: Any, b: Any) -> bool:
     return a is b or (len(a) == len(b) and a.get_vocab() == b.get_vocab())
 
 
-def load_cached(path: Path, head: Head) -> LoadedModel:
-    """A cached model folder loaded with the requested head."""
-    from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
+def load_cached(path: Path, head: Head, *, fine_tuned: bool = False) -> LoadedModel:
+    """A cached model folder loaded with the requested head (``fine_tuned``: a trained one, checked)."""
+    from transformers import (
+        AutoConfig,
+        AutoModelForMaskedLM,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+    )
 
     tokenizer = AutoTokenizer.from_pretrained(path)
     if head.kind == "mlm":
         model = AutoModelForMaskedLM.from_pretrained(path)
     else:
+        saved = AutoConfig.from_pretrained(path)
+        if fine_tuned and saved.num_labels != head.num_labels:
+            raise DataError(
+                f"The cached fine-tuned teacher {path.name} has {saved.num_labels} labels but the "
+                f"benchmark now has {head.num_labels}: its data changed since it was trained. Clear it "
+                f"(`kdreg cache clear`) and re-run with --force."
+            )
         model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=head.num_labels)
     return LoadedModel(model=model, tokenizer=tokenizer)
 
@@ -237,7 +249,7 @@ class StageRunner:
         """The fine-tuned teacher's model, loaded once and kept while jobs keep asking for the same one."""
         if self._held is None or self._held[0] != key:
             self._held = None
-            self._held = (key, load_cached(path, head))
+            self._held = (key, load_cached(path, head, fine_tuned=True))
         return self._held[1]
 
     # ------------------------------------------------------------------ phases

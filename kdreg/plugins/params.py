@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 import types
 import typing
@@ -154,8 +155,8 @@ def _coerce(value: str, tp: Any) -> Any:
         return result
     if tp is str:
         return value
-    if tp is Path:
-        return Path(value).expanduser()
+    if tp is Path:  # absolute, so the same text in another folder is another config (and hash)
+        return Path(os.path.abspath(Path(value).expanduser()))
     raise ValueError(value)
 
 

@@ -9,6 +9,7 @@ counts the non-blank lines, so the α-smoothed language sampling of
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,19 @@ class TextParams:
         default=None, metadata={"help": "explicit mapping language=file, entries joined by ';'"}
     )
     languages: str | None = field(default=None, metadata={"help": "subset of languages, joined by '+'"})
+
+    def __post_init__(self) -> None:
+        # Files are recorded by absolute path, like every Path parameter (same text, other
+        # folder: another config). Malformed entries are left for the plugin's own error.
+        if self.files is None:
+            return
+        entries = []
+        for entry in str(self.files).split(";"):
+            language, eq, file = entry.partition("=")
+            if eq and language.strip() and file.strip():
+                entry = f"{language.strip()}={os.path.abspath(Path(file.strip()).expanduser())}"
+            entries.append(entry)
+        object.__setattr__(self, "files", ";".join(entries))
 
 
 class TextFiles(Corpus):

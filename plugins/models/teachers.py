@@ -12,7 +12,9 @@ geometry and vocabulary (``small``) uses them when a teacher has them.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from kdreg.plugins.spec import Head, LoadedModel, Teacher
@@ -36,6 +38,13 @@ class HFParams:
     trust_remote_code: bool = field(
         default=False, metadata={"help": "run model code shipped with the repository"}
     )
+
+    def __post_init__(self) -> None:
+        # A local folder is recorded by its absolute path, so `hf:path=my-model` typed in two
+        # folders is two configs; a hub id (no such folder here) stays as written.
+        local = Path(self.path).expanduser()
+        if local.is_dir():
+            object.__setattr__(self, "path", os.path.abspath(local))
 
 
 @dataclass(frozen=True)

@@ -166,3 +166,19 @@ def test_pretraining_steps_from_max_steps_or_epochs_over_the_corpus() -> None:
                           "c") == 70
     with pytest.raises(ConfigError, match="text:x does not report one; set \\[pretrain\\] max_steps"):
         pretrain_steps(PretrainHParams(max_steps=0, epochs=1), Lines(None), "text:x")
+
+
+def test_a_cached_fine_tuned_teacher_with_other_labels_is_refused(tiny_bert: Path, tmp_path: Path) -> None:
+    """Data changed under the same benchmark spec: a clear error instead of transformers' size mismatch."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from kdreg.errors import DataError
+    from kdreg.pipeline.stages import load_cached
+    from kdreg.plugins.spec import Head
+
+    folder = tmp_path / "teacher-abc"
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=3)
+    model_cache.save_model(folder, model, AutoTokenizer.from_pretrained(tiny_bert))
+    assert load_cached(folder, Head("classification", 3), fine_tuned=True).model.config.num_labels == 3
+    with pytest.raises(DataError, match=r"has 3 labels but the benchmark now has 2.*kdreg cache clear"):
+        load_cached(folder, Head("classification", 2), fine_tuned=True)

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from kdreg.errors import DataError, KdregError
+from kdreg.plugins.registry import registry
 
 
 @pytest.fixture(autouse=True)
@@ -182,3 +183,13 @@ def test_missing_config_in_a_local_copy(tmp_path: Path) -> None:
     copy = write_streaming_repo(tmp_path / "w", {"20231101.de": [{"text": "Ein ausreichend langer Satz."}]})
     with pytest.raises(DataError, match=r"no config '20231101.fr'"):
         list(Wikipedia(Wikipedia.Params(path=copy, languages="fr")).texts("fr"))
+
+
+def test_text_corpus_paths_are_recorded_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "de.txt").write_text("ein satz\n")
+    monkeypatch.chdir(tmp_path)
+    by_folder = registry().resolve("corpus", "text:path=.")
+    assert by_folder.params.path == tmp_path
+    by_files = registry().resolve("corpus", "text:files=de=de.txt")
+    assert by_files.params.files == f"de={tmp_path / 'de.txt'}"
+    assert by_files.create().sizes() == {"de": 1}

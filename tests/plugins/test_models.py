@@ -374,3 +374,14 @@ def test_copied_folder_loads_like_the_original(tiny_bert: Path, tmp_path: Path) 
     copy = tmp_path / "models" / "nested" / "teacher"
     shutil.copytree(tiny_bert, copy)
     assert teacher_at(copy).load(Head("mlm")).model.config.num_hidden_layers == 2
+
+
+def test_a_relative_local_folder_is_recorded_by_its_absolute_path(tiny_bert: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """`hf:path=my-model` typed in two folders names two models, so it must be two configs."""
+    monkeypatch.chdir(tiny_bert.parent)
+    resolved = registry().resolve("teacher", f"hf:path={tiny_bert.name}")
+    assert resolved.params.path == str(tiny_bert.resolve())
+    assert str(tiny_bert.resolve()) in resolved.spec
+    hub_id = registry().resolve("teacher", "hf:path=google-bert/bert-base-cased")
+    assert hub_id.params.path == "google-bert/bert-base-cased"  # no such folder here: a hub id, as written
