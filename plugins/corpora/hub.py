@@ -94,6 +94,13 @@ class HubCorpus(Corpus):
                 exc, dataset=dataset, config=config, plugin=self.plugin_name, local=path, streaming=True
             ) from exc
 
+    def check(self) -> None:
+        """Read every language's metadata now: an unreachable or misnamed dataset fails before a grid starts.
+
+        Metadata only (what ``sizes()`` needs anyway); no text is downloaded.
+        """
+        self.sizes()
+
     def sizes(self) -> Mapping[str, int] | None:
         """Rows (articles, documents) per language from the dataset metadata; None when it has none."""
         if not self._sizes_read:

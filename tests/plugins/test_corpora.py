@@ -171,10 +171,11 @@ def test_hub_corpora_offline_is_one_actionable_line() -> None:
         (Wikipedia(Wikipedia.Params(languages="de")), "wikipedia"),
         (CC100(CC100.Params(languages="de")), "cc100"),
     ):
-        with pytest.raises(DataError) as caught:
-            next(iter(corpus.texts("de")))
-        message = str(caught.value)
-        assert "\n" not in message and "unreachable" in message and f"{name}:path=" in message
+        for call in (lambda c=corpus: next(iter(c.texts("de"))), corpus.check):  # check: before a grid starts
+            with pytest.raises(DataError) as caught:
+                call()
+            message = str(caught.value)
+            assert "\n" not in message and "unreachable" in message and f"{name}:path=" in message
 
 
 def test_missing_config_in_a_local_copy(tmp_path: Path) -> None:
@@ -183,6 +184,9 @@ def test_missing_config_in_a_local_copy(tmp_path: Path) -> None:
     copy = write_streaming_repo(tmp_path / "w", {"20231101.de": [{"text": "Ein ausreichend langer Satz."}]})
     with pytest.raises(DataError, match=r"no config '20231101.fr'"):
         list(Wikipedia(Wikipedia.Params(path=copy, languages="fr")).texts("fr"))
+    with pytest.raises(DataError, match=r"20231101.fr"):
+        Wikipedia(Wikipedia.Params(path=copy, languages="de+fr")).check()
+    Wikipedia(Wikipedia.Params(path=copy, languages="de")).check()
 
 
 def test_text_corpus_paths_are_recorded_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
