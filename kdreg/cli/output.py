@@ -17,8 +17,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-console = Console(highlight=False, soft_wrap=False)
-err_console = Console(stderr=True, highlight=False)
+# soft_wrap: lines are never folded by rich (a spec or path broken mid-word at 80 columns
+# in a log is unreadable); a terminal wraps long lines itself. Tables lay themselves out.
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 FORMATS = ("table", "json", "csv", "markdown")
 

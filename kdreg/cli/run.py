@@ -117,7 +117,10 @@ def run(
 ) -> None:
     """Run a grid of teacher × student × loss × benchmark × corpus × stage × seed; log every result.
 
-    With no options it runs the offline default study (a synthetic multilingual world).
+    With no options it runs the offline default study (a synthetic multilingual world). Which
+    defaults apply: with --teacher (or --config), options left out take the defaults shown
+    below; without either, the default study is the base and options given replace its
+    values (kdreg run --seed 0,1,2 is the default study with three seeds).
     """
     from kdreg.grid import build_request
     from kdreg.pipeline.instances import PluginInstances

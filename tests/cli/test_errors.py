@@ -132,7 +132,8 @@ def test_unusable_database_errors_write_nothing(tmp_path: Path, kind: str) -> No
     if kind == "directory":
         done = kdreg("db", "upgrade", "--db", str(target))
     else:
-        done = kdreg("run", "--teacher", "synthetic", "--benchmark", "synthetic", "--db", str(target))
+        done = kdreg("run", "--teacher", "synthetic", "--benchmark", "synthetic", "--stage", "none", "--db",
+                     str(target))
     message = the_error(done)
     assert str(target) in message
     expected = {
