@@ -26,6 +26,10 @@ from kdreg.store.filters import Filters
 ZERO_SHOT = "zero_shot"
 
 
+NO_LABEL = "—"
+"""A label a row does not have (the teacher's student, the loss of stage none), as tables show it."""
+
+
 @dataclass(frozen=True)
 class ReportRow:
     """One group of seeds: its label values and one cell per column."""
@@ -104,7 +108,7 @@ def build_table(
             continue
         rows.append(
             ReportRow(
-                label=tuple(g.key.get(name) or "—" for name in label_columns),
+                label=tuple(g.key.get(name) or NO_LABEL for name in label_columns),
                 cells=tuple(None if c is None else c.scaled(scale) for c in cells),
                 runs=g.runs,
                 seeds=g.seeds,

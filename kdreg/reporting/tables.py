@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from kdreg.reporting.report import ReportTable
+from kdreg.reporting.report import NO_LABEL, ReportTable
 
 FORMATS = ("terminal", "markdown", "latex", "csv", "html")
 EXTENSIONS = {"terminal": "txt", "markdown": "md", "latex": "tex", "csv": "csv", "html": "html"}
@@ -169,7 +169,8 @@ def csv_rows(tables: Sequence[ReportTable]) -> tuple[list[str], list[dict[str, A
                 "runs": row.runs,
                 "seeds": row.seeds,
             }
-            record.update(zip(table.label_columns, row.label, strict=True))
+            record.update({name: "" if value == NO_LABEL else value  # machines read empty as missing
+                           for name, value in zip(table.label_columns, row.label, strict=True)})
             for key, cell in zip(table.keys, row.cells, strict=True):
                 if cell is not None:
                     record.update({f"{key}_mean": cell.mean, f"{key}_std": cell.std, f"{key}_n": cell.n})

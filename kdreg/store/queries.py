@@ -38,7 +38,7 @@ from sqlalchemy import (
 )
 
 from kdreg.errors import ConfigError
-from kdreg.store.filters import Filters, LanguageColumn
+from kdreg.store.filters import Filters, LanguageColumn, normalized
 from kdreg.store.reading import grid_runs, open_reader, read_connection, results, runs
 
 __all__ = ["open_reader", "read_connection"]  # re-exported: the read path in one import
@@ -162,6 +162,16 @@ def sort_key_names(f: Filters) -> tuple[str, ...]:
     return (*RUN_COLUMNS, *SCORE_COLUMNS, *(col.code for col in f.language_columns))
 
 
+def _language_sort_key(f: Filters, sort: str) -> str:
+    """``--sort deu`` or ``--sort deu_Latn`` names the column of ``--lang de``: any spelling works."""
+    if sort in sort_key_names(f):
+        return sort
+    for col in f.language_columns:
+        if sort in col.typed or normalized(sort) == col.code:
+            return col.code
+    return sort
+
+
 def select_run_scores(
     f: Filters, *, sort: str = "run", descending: bool | None = None, limit: int | None = None
 ) -> Select:
@@ -172,8 +182,12 @@ def select_run_scores(
     the limit is applied before any result is read, so ``--limit 20`` reads 20 runs' results.
     """
     codes = [col.code for col in f.language_columns]
+    sort = _language_sort_key(f, sort)
     if sort not in sort_key_names(f):
-        raise ConfigError(f"Cannot sort by {sort[:40]!r}; use one of: {', '.join(sort_key_names(f))}.")
+        hint = "" if f.language_columns else f" (to sort by a language, select it too: --lang {sort[:20]})"
+        raise ConfigError(
+            f"Cannot sort by {sort[:40]!r}; use one of: {', '.join(sort_key_names(f))}{hint}."
+        )
     if descending is None:
         descending = sort not in ASCENDING_BY_DEFAULT
     by_run_field = sort in RUN_COLUMNS

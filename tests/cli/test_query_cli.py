@@ -87,6 +87,12 @@ def test_query_table_and_markdown(seeded) -> None:
     assert len(lines) == 2 + 2 and lines[1].startswith("|---")
     empty = kdreg(path, "query", "--teacher", "nobody")
     assert empty.exit_code == 0 and "No runs match" in empty.stderr
+    # --sort takes any spelling of a selected language, like --lang does
+    by_code = kdreg(path, "query", "--lang", "de", "--sort", "de", "-f", "json").stdout
+    for spelling in ("deu", "deu_Latn"):
+        assert kdreg(path, "query", "--lang", "de", "--sort", spelling, "-f", "json").stdout == by_code
+    unselected = kdreg(path, "query", "--sort", "de")
+    assert unselected.exit_code == 1 and "select it too: --lang de" in unselected.stderr
 
 
 def test_group_seeds(seeded) -> None:

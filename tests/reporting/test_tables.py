@@ -69,8 +69,11 @@ def test_csv_parses_back_to_the_table(study) -> None:
     tables, _ = study
     parsed = list(csv.DictReader(io.StringIO(render_csv(tables))))
     assert len(parsed) == sum(len(t.rows) for t in tables)
+    assert any(r["stage"] == "teacher" for r in parsed)
     for record, (table, row) in zip(parsed, [(t, r) for t in tables for r in t.rows], strict=True):
         assert record["benchmark"] == table.benchmark and record["stage"] == row.label[2]
+        if row.label[2] == "teacher":  # a label the row does not have is an empty field, not a dash
+            assert record["student"] == "" and record["loss"] == ""
         for key, cell in zip(table.keys, row.cells, strict=True):
             assert float(record[f"{key}_mean"]) == pytest.approx(cell.mean)
             assert float(record[f"{key}_std"]) == pytest.approx(cell.std)
