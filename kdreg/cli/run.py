@@ -128,6 +128,10 @@ def run(
     from kdreg.plugins.registry import registry
     from kdreg.store.store import open_store
 
+    if device not in DEVICES:  # checked before a dry run too, without importing torch
+        from kdreg.errors import ConfigError
+
+        raise ConfigError(f"Unknown device {device[:40]!r}; use {', '.join(DEVICES)}.")
     _quiet_libraries()
     options = {"teacher": teacher, "student": student, "loss": loss, "benchmark": benchmark, "corpus": corpus,
                "stage": stage, "seed": seed, "lang": lang}
@@ -152,12 +156,11 @@ def run(
             outcome = run_grid(store, items, command=command, device=torch_device, fail_fast=fail_fast,
                                reporter=reporter, instances=instances)
     except KeyboardInterrupt:
-        from kdreg.errors import KdregError
+        from kdreg.cli.output import print_error
 
-        raise KdregError(
-            "Interrupted: the run in progress is marked interrupted and everything finished before it is "
-            "stored; run the same command again to go on."
-        ) from None
+        print_error("Interrupted: the run in progress is marked interrupted and everything finished before "
+                    "it is stored; run the same command again to go on.")
+        raise typer.Exit(130) from None  # the shell's convention for Ctrl-C
     _print_summary(store, outcome.grid_id)
     if outcome.failed:
         err_console.print(
@@ -213,6 +216,7 @@ def _print_plan(items: list[Any]) -> None:
 
 
 MAX_LANGUAGE_COLUMNS = 12
+DEVICES = ("auto", "cpu", "cuda")
 """Beyond this many languages the summary shows the source and the zero-shot average only."""
 
 

@@ -219,6 +219,9 @@ class Registry:
             return entries[name]
         close = difflib.get_close_matches(name, list(entries), n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        allowed = os.environ.get(ALLOW_ENV, "").strip()
+        if allowed:
+            hint += f" Only the distributions in {ALLOW_ENV}={allowed[:60]!r} are loaded."
         raise UnknownPluginError(
             f"No {kind} plugin named {name!r}.{hint} `kdreg plugins --kind {kind}` lists them all."
         )

@@ -8,10 +8,12 @@ Without it, :func:`plot_report` raises a :class:`KdregError` naming the extra.
 from __future__ import annotations
 
 import io
+import textwrap
+import warnings
 from collections.abc import Sequence
 
 from kdreg.errors import KdregError
-from kdreg.reporting.report import ReportTable
+from kdreg.reporting.report import NO_LABEL, ReportTable
 
 PLOT_FORMATS = ("png", "svg")
 MAX_LINES = 20
@@ -55,7 +57,8 @@ def plot_report(tables: Sequence[ReportTable], fmt: str = "png") -> bytes:
                 if not points:
                     continue
                 xs, ys, errs = zip(*points, strict=True)
-                label = " · ".join(v for v in row.label if v != "—")
+                # long plugin specs would make the legend wider than the plot: fold them
+                label = textwrap.fill(" · ".join(v for v in row.label if v != NO_LABEL), 60)
                 teacher = row.label[stage] == "teacher"  # the reference: black and dashed
                 ax.errorbar(
                     xs,
@@ -75,7 +78,9 @@ def plot_report(tables: Sequence[ReportTable], fmt: str = "png") -> bytes:
             ax.set_title(f"{table.benchmark} — {table.split}{shown}", loc="left", fontsize=10)
             ax.grid(axis="y", alpha=0.3)
             ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-        fig.tight_layout()
+        with warnings.catch_warnings():  # a very wide legend cannot be laid out tightly: fine,
+            warnings.simplefilter("ignore", UserWarning)  # savefig's bbox_inches="tight" still fits it
+            fig.tight_layout()
         buffer = io.BytesIO()
         fig.savefig(
             buffer, format=fmt, bbox_inches="tight", metadata={"Date": None} if fmt == "svg" else None

@@ -266,7 +266,11 @@ class Store:
                     )
                 run = matches[0] if matches else None
             if run is None:
-                raise RunNotFoundError(f"No run {text[:70]!r}; `kdreg query` lists runs with their ids.")
+                short = (" (a hash prefix needs at least 6 characters)"
+                         if 0 < len(text) < 6 and not text.isdigit() else "")
+                raise RunNotFoundError(
+                    f"No run {text[:70]!r}{short}; `kdreg query` lists runs with their ids."
+                )
             _ = run.results, run.curves  # load before the session closes
             return run
 

@@ -112,6 +112,9 @@ def test_errors_from_kdreg_run_write_nothing(kdreg_home: Path) -> None:
     assert "No loss plugin named 'klx'" in the_error(kdreg(*base, "--loss", "klx"))
     assert "Malformed parameter" in the_error(kdreg(*base, "--loss", "kl:temperature"))
     assert "must be float, got 'hot'" in the_error(kdreg(*base, "--loss", "kl:temperature=hot"))
+    assert "Unknown device 'tpu'" in the_error(kdreg(*base, "--device", "tpu", "--dry-run"))
+    assert "Only the distributions in KDREG_PLUGINS_ALLOW='other'" in the_error(
+        kdreg(*base, "--dry-run", KDREG_PLUGINS_ALLOW="other"))
     assert not (kdreg_home / "kdreg.db").exists()
     assert not kdreg_home.exists() or list(kdreg_home.iterdir()) == []
 

@@ -138,6 +138,7 @@ def test_show_by_id_and_hash_prefix(seeded) -> None:
     assert (
         "failed" in done.stdout and "loss became NaN at step 3" in done.stdout and "Traceback" in done.stdout
     )
+    assert "at least 6 characters" in kdreg(path, "show", "d9b59").stderr
     for odd in ("99999999999999999999999", "²", "٣"):
         missing = kdreg(path, "show", odd)
         assert missing.exit_code == 1 and missing.stderr.startswith("error: No run"), missing.output
