@@ -101,12 +101,14 @@ class SeedGroup:
     languages: dict[str, Aggregate] = field(default_factory=dict)
     """Target (non-source) languages by normalised code."""
     zero_shot: Aggregate | None = None
+    setups: int = 1
+    """Distinct hyper-parameter settings among the runs (1: they differ only by seed)."""
 
     @property
     def mixed(self) -> bool:
-        """More runs than distinct seeds: runs that differ in something else (hyper-parameters,
-        evaluated languages) were pooled — worth a note under the table."""
-        return self.runs > self.seeds
+        """Runs that differ in more than the seed (hyper-parameters, evaluated languages) were
+        pooled — worth a note under the table."""
+        return self.runs > self.seeds or self.setups > 1
 
     def label(self, names: Sequence[str] = ("teacher", "student", "stage", "loss")) -> str:
         return " · ".join(self.key.get(n) or "—" for n in names)
@@ -197,6 +199,7 @@ def seed_groups(source: Any, filters: Filters, metric: str, split: str) -> list[
             "key": {KEY_NAMES[name]: row[name] for name in GROUP_KEY},
             "runs": row["runs"],
             "seeds": row["seeds"],
+            "setups": row["setups"] or 1,
             "zero_shot": Aggregate.from_sums(row["n"], row["mean"], row["sumsq"]),
             "languages": {},
         }

@@ -114,10 +114,15 @@ def build_table(
                 seeds=g.seeds,
             )
         )
-        if g.mixed:
+        if g.setups > 1:
+            notes.append(
+                f"{g.label()}: its {g.runs} runs have {g.setups} different hyper-parameter settings, "
+                "pooled here; narrow with --grid (or keep studies in separate databases)."
+            )
+        elif g.mixed:
             notes.append(
                 f"{g.label()}: {g.runs} runs but {g.seeds} distinct seeds — runs differing in "
-                "hyper-parameters or evaluated languages were pooled."
+                "evaluated languages (or plugin versions) were pooled."
             )
     skipped = len(groups) - len(rows)
     if skipped:

@@ -272,8 +272,9 @@ def select_language_sums(f: Filters, metric: str, split: str, key: Sequence[str]
 
 
 def select_zero_shot_sums(f: Filters, metric: str, split: str, key: Sequence[str] = GROUP_KEY) -> Select:
-    """Per group: its id and key, #runs, #distinct seeds, and count/mean/sum of squares of the
-    runs' zero-shot averages (each run's mean over all its non-source languages).
+    """Per group: its id and key, #runs, #distinct seeds, #distinct hyper-parameter settings, and
+    count/mean/sum of squares of the runs' zero-shot averages (each run's mean over all its
+    non-source languages).
 
     ``min(id)`` of a GROUP BY is the same group id as :func:`_grouped_runs`' window gives, so
     this statement needs no window of its own.
@@ -292,6 +293,8 @@ def select_zero_shot_sums(f: Filters, metric: str, split: str, key: Sequence[str
             *key_columns,
             func.count(runs.c.id).label("runs"),
             func.count(distinct(runs.c.seed)).label("seeds"),
+            # canonical configs are sorted JSON, so equal hyper-parameters are equal text
+            func.count(distinct(runs.c.config["hparams"].as_string())).label("setups"),
             func.count(zero_shot.c.zs).label("n"),
             func.avg(zero_shot.c.zs).label("mean"),
             func.sum(zero_shot.c.zs * zero_shot.c.zs).label("sumsq"),

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import Boolean, Connection, DateTime, Engine, Float, Integer, String, column, table
+from sqlalchemy import JSON, Boolean, Connection, DateTime, Engine, Float, Integer, String, column, table
 
 from kdreg.errors import StoreError
 
@@ -30,6 +30,7 @@ runs = table(
     column("status", String),
     column("created_at", DateTime(timezone=True)),
     column("finished_at", DateTime(timezone=True)),
+    column("config", JSON),
 )
 results = table(
     "results",

@@ -110,19 +110,21 @@ def test_a_run_without_results_counts_as_a_run_but_not_as_a_value(seeded) -> Non
     assert group.zero_shot.n == 3 and group.languages["de"].n == 3
 
 
-def test_runs_pooled_across_hyper_parameters_are_flagged(tmp_path: Path) -> None:
+@pytest.mark.parametrize("seeds", [(0, 0), (0, 1)], ids=["same seed", "distinct seeds"])
+def test_runs_pooled_across_hyper_parameters_are_flagged(tmp_path: Path, seeds: tuple[int, int]) -> None:
+    """Caught by the seed count when seeds repeat, and by the hyper-parameters themselves when not."""
     store = open_store(f"sqlite:///{tmp_path / 'mixed.db'}")
     try:
         for index, lr in enumerate((1e-5, 3e-5)):
             record = RunRecord(
                 config_hash=f"{index:064x}",
-                config={"lr": lr},
+                config={"hparams": {"finetune": {"learning_rate": lr}}, "seed": seeds[index]},
                 teacher="mbert",
                 teacher_spec="mbert",
                 benchmark="xnli",
                 benchmark_spec="xnli",
                 stage="none",
-                seed=0,
+                seed=seeds[index],
                 student="layers",
                 student_spec="layers",
             )
@@ -140,7 +142,7 @@ def test_runs_pooled_across_hyper_parameters_are_flagged(tmp_path: Path) -> None
             (group,) = seed_groups(conn, build_filters(), "accuracy", "test")
     finally:
         store.close()
-    assert (group.runs, group.seeds, group.mixed) == (2, 1, True)
+    assert (group.runs, group.seeds, group.setups, group.mixed) == (2, len(set(seeds)), 2, True)
     assert group.languages["de"].mean == pytest.approx(0.65)
     assert group.languages["de"].std == pytest.approx(math.sqrt(0.005))
 

@@ -458,3 +458,27 @@ def test_processes_on_other_machines_create_one_database_at_once(
             assert conn.execute(text("SELECT count(*) FROM grid_runs")).scalar() == len(urls)
     finally:
         store.close()
+
+
+def test_report_notes_runs_pooled_across_hyper_parameters(new_database: Callable[[], str]) -> None:
+    """The JSON expression that counts hyper-parameter settings per row works on PostgreSQL too."""
+    from kdreg.reporting.report import build_report
+    from kdreg.store.filters import build_filters
+    from kdreg.store.reading import open_reader
+
+    url = new_database()
+    store = open_store(url)
+    try:
+        for seed, lr in ((0, 1e-4), (1, 1e-4), (2, 5e-4)):
+            config = {"seed": seed, "hparams": {"finetune": {"learning_rate": lr}}}
+            run_id, _ = store.plan_run(None, record(f"{seed:02d}" * 32, seed=seed, config=config))
+            store.start_run(run_id, {})
+            store.complete_run(run_id, [result("en", 0.9), result("de", 0.5 + seed / 10)], {})
+    finally:
+        store.close()
+    reader = open_reader(url)
+    try:
+        (table,) = build_report(reader, build_filters(status="succeeded"))
+    finally:
+        reader.close()
+    assert any("3 runs have 2 different hyper-parameter settings" in note for note in table.notes)
