@@ -90,6 +90,9 @@ def build_database(path: Path, runs: int = 100_000, seed: int = 0) -> int:
     configs = [(b, *c) for b in BENCHMARKS for c in _configs()]
     start = datetime(2025, 1, 1)
     norm = {code: normalize_language(code) for langs in BENCHMARKS.values() for code in langs}
+    from kdreg.pipeline.hparams import HParams
+
+    hparams = HParams().as_config()  # real configs carry them: reports read them per run
     run_rows, result_rows, member_rows = [], [], []
     for run_id in range(1, runs + 1):
         benchmark, teacher, student, stage, loss, corpus = configs[(run_id - 1) % len(configs)]
@@ -102,6 +105,7 @@ def build_database(path: Path, runs: int = 100_000, seed: int = 0) -> int:
             "corpus": corpus,
             "benchmark": benchmark,
             "seed": run_seed,
+            "hparams": hparams,
         }
         text = json.dumps(config, sort_keys=True)
         created = (start + timedelta(seconds=300 * run_id)).strftime("%Y-%m-%d %H:%M:%S.%f")
