@@ -216,8 +216,9 @@ def _print_plan(items: list[Any]) -> None:
 
 
 MAX_LANGUAGE_COLUMNS = 12
-DEVICES = ("auto", "cpu", "cuda")
 """Beyond this many languages the summary shows the source and the zero-shot average only."""
+DEVICES = ("auto", "cpu", "cuda")
+"""What --device takes (kdreg.pipeline.training.Device checks CUDA is really there)."""
 
 
 def _print_summary(store: Any, grid_id: int | None) -> None:
