@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,24 @@ def run_kdreg(*args: str, env: dict[str, str] | None = None, cwd: Path | None = 
 def kdreg_cli():  # type: ignore[no-untyped-def]
     """The real ``kdreg`` command in a subprocess: ``kdreg_cli("plugins", "--json")``."""
     return run_kdreg
+
+
+def pip_install_target(target: Path, *packages: Path) -> None:
+    """Install local package folders into ``target`` as real distributions, offline (no index, no deps).
+
+    A subprocess with ``PYTHONPATH=target`` then discovers their entry points exactly as
+    it would those of a ``pip install``-ed plugin.
+    """
+    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
+         "--target", str(target), *map(str, packages)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.fixture(scope="session")
+def pip_install() -> Callable[..., None]:
+    """:func:`pip_install_target` for tests and session fixtures: ``pip_install(site, pkg, ...)``."""
+    return pip_install_target

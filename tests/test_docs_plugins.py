@@ -21,7 +21,7 @@ import shlex
 import subprocess
 import sys
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,7 +99,8 @@ def run(
 
 
 @pytest.fixture(scope="session")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def workspace(tmp_path_factory: pytest.TempPathFactory,
+    pip_install: Callable[..., None]) -> dict[str, Path]:
     """The guide's files written out, its package installed, its snippets run (in that order)."""
     root = tmp_path_factory.mktemp("docs-plugins")
     for block in doc_blocks():
@@ -108,26 +109,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(block.text, encoding="utf-8")
     site = root / "site"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-index",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(site),
-            str(root / "kdreg-tutorial"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
+    pip_install(site, root / "kdreg-tutorial")
     # Snippets import the tutorial's modules; its folder is on sys.path only while they run,
     # so no other test's registry sees the tutorial's entry points.
     module = types.ModuleType("docs_plugins_snippets")  # dataclasses look their module up

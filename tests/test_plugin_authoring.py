@@ -97,31 +97,9 @@ def run(
     )
 
 
-def pip_install(packages: list[Path], site: Path) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-index",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(site),
-            *map(str, packages),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-
-
 @pytest.fixture(scope="session")
-def authoring(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def authoring(tmp_path_factory: pytest.TempPathFactory,
+    pip_install: Callable[..., None]) -> dict[str, Path]:
     """The scaffolded, example and broken packages, installed into one folder."""
     base = tmp_path_factory.mktemp("authoring")
     scaffold = base / "my-loss"
@@ -142,7 +120,7 @@ def authoring(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (broken / "kdreg_broken_plugins" / "unimportable.py").write_text(UNIMPORTABLE)
     (broken / "kdreg_broken_plugins" / "heavy.py").write_text(HEAVY)
     site = base / "site"
-    pip_install([scaffold, example, broken], site)
+    pip_install(site, scaffold, example, broken)
     return {"site": site, "scaffold": scaffold, "example": example}
 
 

@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -104,18 +105,9 @@ def _package(
     return folder
 
 
-def _pip_target(target: Path, *packages: Path) -> None:
-    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-         "--target", str(target), *map(str, packages)],
-        capture_output=True, text=True, env=env, timeout=180,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-
-
 @pytest.fixture(scope="session")
-def plugin_sites(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def plugin_sites(tmp_path_factory: pytest.TempPathFactory,
+    pip_install: Callable[..., None]) -> dict[str, Path]:
     """``site``: the working and the broken distribution; ``dup``: the duplicating one."""
     root = tmp_path_factory.mktemp("plugin-dists")
     fake = _package(
@@ -136,8 +128,8 @@ def plugin_sites(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         root / "src", "kdreg-dup-plugin", "2.0.0", "kdreg_dup_plugin", DUP,
         {"kdreg.losses": {"fake-kl": "kdreg_dup_plugin:OtherKL"}},
     )
-    _pip_target(root / "site", fake, broken)
-    _pip_target(root / "site-dup", dup)
+    pip_install(root / "site", fake, broken)
+    pip_install(root / "site-dup", dup)
     return {"site": root / "site", "dup": root / "site-dup"}
 
 
