@@ -125,13 +125,11 @@ def run(
     from kdreg.grid import build_request
     from kdreg.pipeline.instances import PluginInstances
     from kdreg.pipeline.runner import plan, preflight, resolve_jobs, run_grid
+    from kdreg.pipeline.training import check_device_name
     from kdreg.plugins.registry import registry
     from kdreg.store.store import open_store
 
-    if device not in DEVICES:  # checked before a dry run too, without importing torch
-        from kdreg.errors import ConfigError
-
-        raise ConfigError(f"Unknown device {device[:40]!r}; use {', '.join(DEVICES)}.")
+    check_device_name(device)  # before a dry run too
     _quiet_libraries()
     options = {"teacher": teacher, "student": student, "loss": loss, "benchmark": benchmark, "corpus": corpus,
                "stage": stage, "seed": seed, "lang": lang}
@@ -217,8 +215,6 @@ def _print_plan(items: list[Any]) -> None:
 
 MAX_LANGUAGE_COLUMNS = 12
 """Beyond this many languages the summary shows the source and the zero-shot average only."""
-DEVICES = ("auto", "cpu", "cuda")
-"""What --device takes (kdreg.pipeline.training.Device checks CUDA is really there)."""
 
 
 def _print_summary(store: Any, grid_id: int | None) -> None:

@@ -36,6 +36,18 @@ class Curve:
     seconds: float = 0.0
 
 
+DEVICES = ("auto", "cpu", "cuda")
+"""What ``--device`` takes."""
+
+
+def check_device_name(requested: str) -> None:
+    """Refuse an unknown ``--device`` without importing torch (a dry run checks it too)."""
+    if requested not in DEVICES:
+        from kdreg.errors import ConfigError
+
+        raise ConfigError(f"Unknown device {requested[:40]!r}; use {', '.join(DEVICES)}.")
+
+
 class Device:
     """Where and in which precision a grid trains (one Accelerator per process)."""
 
@@ -43,10 +55,7 @@ class Device:
         import torch
         from accelerate import Accelerator
 
-        if requested not in ("auto", "cpu", "cuda"):
-            from kdreg.errors import ConfigError
-
-            raise ConfigError(f"Unknown device {requested!r}; use auto, cpu or cuda.")
+        check_device_name(requested)
         if requested == "cuda" and not torch.cuda.is_available():
             from kdreg.errors import ConfigError
 
