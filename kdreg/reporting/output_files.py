@@ -25,13 +25,14 @@ SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
 
 def database_files(store: Any) -> list[Path]:
     """The files of the store's (or reader's) SQLite database; none for a server database."""
+    from kdreg.store.engine import sqlite_path
+
     url = store.engine.url
+    path = sqlite_path(url)
     database = url.database or ""
-    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
-        return []
-    if database.startswith("file:"):  # URI form: file:/path/kdreg.db?mode=ro
-        database = database[len("file:"):].split("?", 1)[0]
-    return [Path(database + suffix) for suffix in SQLITE_COMPANIONS]
+    if path is None and url.get_backend_name() == "sqlite" and database.startswith("file:"):
+        path = Path(database[len("file:"):].split("?", 1)[0])  # URI form: file:/path/kdreg.db?mode=ro
+    return [] if path is None else [Path(f"{path}{suffix}") for suffix in SQLITE_COMPANIONS]
 
 
 def _same_file(a: Path, b: Path) -> bool:

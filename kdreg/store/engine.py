@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from kdreg.errors import StoreError
 
 BUSY_TIMEOUT_MS = 30_000
 
 
-def sqlite_path(url: str) -> Path | None:
+def sqlite_path(url: str | URL) -> Path | None:
     """The file behind an SQLite URL, or None for other back-ends and in-memory databases."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
