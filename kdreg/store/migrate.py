@@ -48,7 +48,7 @@ from kdreg.errors import SchemaError, StoreError
 from kdreg.store.engine import enable_wal, sqlite_path
 
 VERSION_TABLE = "kdreg_alembic_version"
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 """The newest revision this kdreg knows (a test checks it equals Alembic's head)."""
 
 VIEWS = ("results_flat",)

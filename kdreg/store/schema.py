@@ -8,6 +8,11 @@
 * a **result** is one number: (run, language, split, metric) → value, with the
   benchmark's own language code, its normalised ISO 639-1 form, and whether it is
   the source (training) language;
+* a **task** is one unit of a grid's execution: a run to execute, or an intermediate model
+  (an *artifact*: a fine-tuned teacher, a student distilled in pretraining) to build
+  first. Its row says what this grid's execution of it did and where (host, pid,
+  device, an engine's job id and log), so ``kdreg status`` can show a grid in progress;
+  a run's own status stays on the run;
 * a **curve** is one training phase's losses, stored compactly as JSON arrays (a
   non-finite loss as the string ``"NaN"`` / ``"Infinity"`` / ``"-Infinity"``, see
   :class:`FiniteJSONList`).
@@ -39,6 +44,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 RUN_STATUSES = ("pending", "running", "succeeded", "failed", "interrupted")
+TASK_STATUSES = ("pending", "submitted", "running", "succeeded", "failed", "interrupted", "skipped")
+"""'submitted': handed to an engine that has not started it; 'skipped': another process held the run."""
 STAGES = ("teacher", "none", "finetune", "pretrain", "both")
 
 NAMING_CONVENTION = {
@@ -147,6 +154,9 @@ class Run(Base):
     error: Mapped[str | None] = mapped_column(Text)
     traceback: Mapped[str | None] = mapped_column(Text)
     environment: Mapped[dict | None] = mapped_column(JSON)
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    """How many times the run was claimed: a claim names the count it planned with, so a run is
+    claimed once per plan (two grids planning it, even with --force, cannot both train it)."""
 
     results: Mapped[list[Result]] = relationship(
         back_populates="run", cascade="all, delete-orphan", passive_deletes=True
@@ -193,3 +203,33 @@ class Curve(Base):
     losses: Mapped[list] = mapped_column(FiniteJSONList)
 
     run: Mapped[Run] = relationship(back_populates="curves")
+
+
+class Task(Base):
+    """One task of one grid: a run to execute or an artifact to build, and where it ran."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (UniqueConstraint("grid_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(64), index=True)
+    """The run's config hash, or the artifact's cache key."""
+    kind: Mapped[str] = mapped_column(String(30))
+    """'run', 'teacher' (a fine-tuned teacher) or 'student-pretrained' (distilled in pretraining)."""
+    label: Mapped[str] = mapped_column(Text, default="")
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"), index=True)
+    depends_on: Mapped[list] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    executor: Mapped[str] = mapped_column(String(200), default="")
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    """The engine's id for the task (a Slurm job id, a Ray task id) when it has one."""
+    log_path: Mapped[str | None] = mapped_column(Text)
+    host: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    device: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str | None] = mapped_column(Text)

@@ -1,91 +1,39 @@
-"""The experiment store: opening a database and the write path of a grid.
+"""The experiment store: opening a database, and a grid's writes.
 
-A grid's life in the store: ``create_grid`` → ``plan_run`` for each combination
-(pending, or found already) → ``start_run`` (running, heartbeat) → ``record_results``
-/ ``record_curve`` → ``finish_run`` (succeeded | failed | interrupted). Every write is
-its own short transaction, so a crash or Ctrl-C loses at most the run in progress and
-never what is already stored; parallel writers wait on SQLite's busy timeout.
+A grid's life in the store: ``create_grid`` → ``plan_runs`` (each combination pending,
+or found already) → ``add_tasks`` (:mod:`kdreg.store.tasks`) → for each run, in the
+process that executes it, ``claim_run`` → ``start_run`` → ``heartbeat`` →
+``complete_run`` or ``finish_run`` (:mod:`kdreg.store.lifecycle`). Status questions are
+answered in :mod:`kdreg.store.status`. Every write is its own short transaction, so a
+crash or Ctrl-C loses at most the run in progress and never what is already stored;
+parallel writers wait on SQLite's busy timeout.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from kdreg.errors import RunNotFoundError, StoreError
 from kdreg.paths import resolve_db_url
+from kdreg.records import ResultRecord, RunRecord
 from kdreg.store.engine import make_engine, sqlite_path
+from kdreg.store.lifecycle import KeptRun, RunLifecycle
+from kdreg.store.limits import check_lengths
 from kdreg.store.migrate import ensure_schema
-from kdreg.store.schema import Base, Curve, Grid, GridRun, Result, Run, utcnow
+from kdreg.store.schema import Curve, Grid, GridRun, Result, Run
+from kdreg.store.status import CHUNK, RunState, StatusReads
+from kdreg.store.tasks import TaskRecords, TaskRow
+
+__all__ = ["KeptRun", "ResultRecord", "RunRecord", "RunState", "Store", "TaskRow", "open_store"]
 
 
-def check_lengths(model: type[Base], values: dict[str, Any], what: str) -> None:
-    """Refuse a text longer than its column, the same way on every back-end.
-
-    SQLite ignores ``VARCHAR(n)`` and keeps any length, PostgreSQL refuses it with
-    "value too long for type character varying(50)", naming no column. Checking here
-    gives one message that names the field on both, and keeps an SQLite store
-    copyable to PostgreSQL.
-    """
-    columns = model.__table__.c  # type: ignore[attr-defined]
-    for name, value in values.items():
-        length = getattr(columns[name].type, "length", None) if name in columns else None
-        if length is not None and isinstance(value, str) and len(value) > length:
-            raise StoreError(
-                f"The {what}'s {name} is {len(value)} characters ({value[:40]!r}...); the store keeps "
-                f"at most {length}. Shorten it (a plugin's name, spec, language, split or metric)."
-            )
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """What identifies and describes a run before it starts (built by :mod:`kdreg.grid`)."""
-
-    config_hash: str
-    config: dict[str, Any]
-    teacher: str
-    teacher_spec: str
-    benchmark: str
-    benchmark_spec: str
-    stage: str
-    seed: int
-    student: str | None = None
-    student_spec: str | None = None
-    loss: str | None = None
-    loss_spec: str | None = None
-    corpus: str | None = None
-    corpus_spec: str | None = None
-
-
-@dataclass(frozen=True)
-class ResultRecord:
-    """One number to store for a run."""
-
-    language: str
-    lang: str
-    split: str
-    metric: str
-    value: float
-    is_source: bool
-
-
-@dataclass(frozen=True)
-class KeptRun:
-    """A succeeded run's record while it is re-run (``--force``): put back if the re-run does not succeed."""
-
-    started_at: Any
-    finished_at: Any
-    duration_s: float | None
-    environment: dict[str, Any] | None
-
-
-class Store:
+class Store(RunLifecycle, TaskRecords, StatusReads):
     """An opened, schema-checked experiment database."""
 
     def __init__(self, url: str | None = None, *, create: bool = True) -> None:
@@ -149,27 +97,38 @@ class Store:
                 s.add(GridRun(grid_id=grid_id, run_id=run.id))
             return run.id, run.status
 
-    def start_run(self, run_id: int, environment: dict[str, Any]) -> KeptRun | None:
-        """Mark a run running; returns what to put back if it already has results (a forced re-run).
+    def plan_runs(self, grid_id: int, records: Sequence[RunRecord]) -> dict[str, RunState]:
+        """Every run of a grid (new ones created pending) linked to it, in a few bulk statements.
 
-        Earlier results stay until :meth:`complete_run` replaces them, so a re-run that fails
-        or is interrupted loses nothing (see :meth:`finish_run`).
+        Returns each run's state as planned: a claim later names it, so a run that another
+        process took or finished meanwhile is not run twice (see ``claim_run``).
         """
+        for record in records:
+            check_lengths(Run, record.__dict__, "run")
+        hashes = [r.config_hash for r in records]
+        states = self.run_states(hashes)
+        new = [r for r in records if r.config_hash not in states]
+        if new:
+            try:
+                with self.session() as s:
+                    for start in range(0, len(new), CHUNK):
+                        s.execute(insert(Run), [{**r.__dict__, "status": "pending", "attempts": 0}
+                                                for r in new[start : start + CHUNK]])
+            except StoreError:  # another process planned some of them first: one by one, as they are
+                for record in new:
+                    self.plan_run(None, record)
+            states = self.run_states(hashes)
         with self.session() as s:
-            run = self._get(s, run_id)
-            has_results = s.scalars(select(Result.id).where(Result.run_id == run_id).limit(1)).first()
-            kept = (KeptRun(run.started_at, run.finished_at, run.duration_s, run.environment)
-                    if has_results is not None else None)
-            now = utcnow()
-            run.status, run.started_at, run.heartbeat_at = "running", now, now
-            run.finished_at = run.error = run.traceback = run.duration_s = None
-            run.environment = environment
-            return kept
-
-    def heartbeat(self, run_id: int) -> None:
-        """Show the run is alive (a stale heartbeat means the process died)."""
-        with self.session() as s:
-            self._get(s, run_id).heartbeat_at = utcnow()
+            linked: set[int] = set()
+            ids = [state.run_id for state in states.values()]
+            for start in range(0, len(ids), CHUNK):
+                linked.update(s.scalars(select(GridRun.run_id).where(
+                    GridRun.grid_id == grid_id, GridRun.run_id.in_(ids[start : start + CHUNK]))))
+            missing = sorted(set(ids) - linked)
+            for start in range(0, len(missing), CHUNK):
+                s.execute(insert(GridRun), [{"grid_id": grid_id, "run_id": run_id}
+                                            for run_id in missing[start : start + CHUNK]])
+        return states
 
     def record_results(self, run_id: int, results: Iterable[ResultRecord]) -> None:
         """Store numbers of a run (replacing the same language/split/metric)."""
@@ -194,61 +153,6 @@ class Store:
         with self.session() as s:
             s.execute(delete(Curve).where(Curve.run_id == run_id, Curve.phase == phase))
             s.add(Curve(run_id=run_id, phase=phase, steps=steps, losses=[round(x, 6) for x in losses]))
-
-    def complete_run(self, run_id: int, results: Iterable[ResultRecord],
-                     curves: dict[str, tuple[list[int], list[float]]]) -> None:
-        """Store a run's results and curves and mark it succeeded, all in one transaction.
-
-        Results and curves of an earlier attempt are replaced only here, together with the
-        status, so the store never shows a succeeded run with half its numbers.
-        """
-        rows = list(results)
-        for r in rows:
-            check_lengths(Result, r.__dict__, "result")
-        for phase in curves:
-            check_lengths(Curve, {"phase": phase}, "curve")
-        with self.session() as s:
-            s.execute(delete(Result).where(Result.run_id == run_id))
-            s.execute(delete(Curve).where(Curve.run_id == run_id))
-            s.add_all(Result(run_id=run_id, **r.__dict__) for r in rows)
-            s.add_all(Curve(run_id=run_id, phase=phase, steps=steps, losses=[round(x, 6) for x in losses])
-                      for phase, (steps, losses) in curves.items())
-            self._close(s, run_id, "succeeded")
-
-    def finish_run(
-        self, run_id: int, status: str, *, error: str | None = None, traceback: str | None = None,
-        kept: KeptRun | None = None,
-    ) -> None:
-        """Close a run as succeeded, failed or interrupted.
-
-        With ``kept`` (a re-run of a run that had succeeded, from :meth:`start_run`), a
-        failed or interrupted attempt puts the earlier record back: the run stays succeeded
-        with its results, and the error says the re-run was discarded.
-        """
-        with self.session() as s:
-            if kept is not None and status != "succeeded":
-                run = self._get(s, run_id)
-                run.status, run.heartbeat_at = "succeeded", utcnow()
-                run.started_at, run.finished_at = kept.started_at, kept.finished_at
-                run.duration_s, run.environment = kept.duration_s, kept.environment
-                run.error = f"A re-run ({status}) was discarded; these are the earlier results. {error or ''}"
-                run.traceback = traceback
-                return
-            if status != "succeeded":  # a run that did not succeed has no numbers (its curves may help)
-                s.execute(delete(Result).where(Result.run_id == run_id))
-            self._close(s, run_id, status, error, traceback)
-
-    def _close(self, s: Session, run_id: int, status: str, error: str | None = None,
-               traceback: str | None = None) -> None:
-        run = self._get(s, run_id)
-        now = utcnow()
-        run.status, run.finished_at, run.heartbeat_at = status, now, now
-        run.error, run.traceback = error, traceback
-        if run.started_at is not None:
-            started = run.started_at
-            if started.tzinfo is None:  # SQLite hands back naive datetimes (stored as UTC)
-                started = started.replace(tzinfo=now.tzinfo)
-            run.duration_s = (now - started).total_seconds()
 
     # ------------------------------------------------------------- reads
     def find_run(self, ref: str | int) -> Run:

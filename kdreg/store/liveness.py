@@ -1,0 +1,71 @@
+"""Whether a running run (or task) is alive: heartbeats, the stale limit, and whose clock decides.
+
+A process that runs something writes a heartbeat every :func:`heartbeat_seconds`; a row
+still marked running whose heartbeat is older than :func:`stale_seconds` was left by a
+process that died, and may be claimed again. The limit is ``KDREG_STALE_SECONDS``
+(default 120 s): cluster file systems and busy databases need more, tests less.
+
+Heartbeats are compared with *the database's* clock: on PostgreSQL that is the server's
+``now()``, so machines with skewed clocks that share a team database never misjudge each
+other's runs; an SQLite file is only ever shared by processes of one machine, whose
+clock it is.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from kdreg.errors import ConfigError
+
+STALE_ENV = "KDREG_STALE_SECONDS"
+DEFAULT_STALE_SECONDS = 120.0
+MAX_HEARTBEAT_SECONDS = 15.0
+
+
+def stale_seconds() -> float:
+    """Seconds without a heartbeat after which a running row counts as left by a dead process."""
+    raw = os.environ.get(STALE_ENV, "").strip()
+    if not raw:
+        return DEFAULT_STALE_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 1.0 <= value <= 7 * 24 * 3600:  # also refuses nan
+        raise ConfigError(f"{STALE_ENV}={raw[:30]!r} must be a number of seconds from 1 to 604800.")
+    return value
+
+
+def heartbeat_seconds() -> float:
+    """How often a running row's heartbeat is written: often enough for four beats per stale limit."""
+    return min(MAX_HEARTBEAT_SECONDS, stale_seconds() / 4)
+
+
+def aware(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes (stored as UTC): make them aware."""
+    return moment.replace(tzinfo=timezone.utc) if moment is not None and moment.tzinfo is None else moment
+
+
+def db_now(session: Session) -> datetime:
+    """Now by the database's clock (PostgreSQL's ``now()``; this machine's for SQLite), aware UTC."""
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        value = session.scalar(select(func.now()))
+        if value is not None:
+            return aware(value).astimezone(timezone.utc)  # type: ignore[union-attr]
+    return datetime.now(timezone.utc)
+
+
+def stale_cutoff(now: datetime) -> datetime:
+    """Heartbeats before this moment are stale."""
+    return now - timedelta(seconds=stale_seconds())
+
+
+def is_stale(heartbeat: datetime | None, now: datetime) -> bool:
+    """Whether a running row with this heartbeat was left by a process that died."""
+    beat = aware(heartbeat)
+    return beat is None or beat < stale_cutoff(now)
