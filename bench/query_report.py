@@ -90,7 +90,7 @@ def build_database(path: Path, runs: int = 100_000, seed: int = 0) -> int:
     configs = [(b, *c) for b in BENCHMARKS for c in _configs()]
     start = datetime(2025, 1, 1)
     norm = {code: normalize_language(code) for langs in BENCHMARKS.values() for code in langs}
-    from kdreg.pipeline.hparams import HParams
+    from kdreg.hparams import HParams
 
     hparams = HParams().as_config()  # real configs carry them: reports read them per run
     run_rows, result_rows, member_rows = [], [], []

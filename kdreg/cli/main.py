@@ -25,6 +25,7 @@ from kdreg.errors import KdregError
 
 COMMAND_MODULES = (
     "kdreg.cli.run",
+    "kdreg.cli.status",
     "kdreg.cli.query",
     "kdreg.cli.show",
     "kdreg.cli.report",

@@ -68,7 +68,7 @@ def build_loss(text: str, registry: Registry | None = None) -> tuple[Any, str, l
     registry when none is given); each identity is the plugin's name, parameters,
     distribution and version plus its ``weight``.
     """
-    from kdreg.pipeline.resolve import resolve_loss
+    from kdreg.plugins.resolve import resolve_loss
 
     if registry is None:
         from kdreg.plugins.registry import registry as default_registry

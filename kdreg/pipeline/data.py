@@ -112,11 +112,14 @@ def mlm_batches(
     Lines are read a window at a time and length-grouped; the collator's masking generator is
     seeded from ``seed``, so the batches are the same on every run.
     """
+    import torch
     from transformers import DataCollatorForLanguageModeling
 
-    collator = DataCollatorForLanguageModeling(
-        tokenizer, mlm=True, mlm_probability=mlm_probability, seed=seed, return_tensors="pt"
-    )
+    # The collator's own ``seed`` refuses to work outside the main process (it expects a
+    # DataLoader worker); a generator seeded here is the same one it would make, anywhere.
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm=True, mlm_probability=mlm_probability,
+                                               return_tensors="pt")
+    collator.generator = torch.Generator().manual_seed(seed)
     rng = random.Random(seed)
     window = batch_size * WINDOW_BATCHES
     while True:

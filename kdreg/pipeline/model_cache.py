@@ -2,9 +2,12 @@
 
 Each model lives in ``<cache>/models/<kind>-<key>/`` where the key is the hash of the
 config that made it (see :mod:`kdreg.grid`), so every run that needs the same model
-shares it. A model is written to a temporary folder and renamed into place, under a
-file lock, so a crash never leaves a half-written model and two processes never train
-the same one at once. ``kdreg cache`` shows the size and clears it.
+shares it. A model is written to a temporary folder and renamed into place, so a crash
+never leaves a half-written model. Within a grid, exactly one task builds each model
+(:mod:`kdreg.execution.graph`), so nothing depends on file locks, which network file
+systems do not always honour; the lock taken around building only keeps two *grids*
+on one machine from training the same model twice.
+``kdreg cache`` shows the size and clears it.
 """
 
 from __future__ import annotations
@@ -15,10 +18,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from kdreg.errors import KdregError
 from kdreg.paths import cache_dir
 
 COMPLETE = "kdreg-complete"
 """Marker file written last: a folder without it is not a model (yet)."""
+
+Log = Callable[[str], None]
+
+
+class MissingArtifactError(KdregError):
+    """A model a run needs is not in the cache (its task failed, or the cache was cleared meanwhile)."""
 
 
 def models_dir() -> Path:
@@ -29,6 +39,22 @@ def models_dir() -> Path:
 def model_path(kind: str, key: str) -> Path:
     """Folder of one cached model (it may not exist yet)."""
     return models_dir() / f"{kind}-{key[:24]}"
+
+
+def is_complete(kind: str, key: str) -> bool:
+    """Whether the model (kind, key) is in the cache, finished."""
+    return (model_path(kind, key) / COMPLETE).exists()
+
+
+def require(kind: str, key: str) -> Path:
+    """The folder of a finished cached model; MissingArtifactError when there is none."""
+    path = model_path(kind, key)
+    if not (path / COMPLETE).exists():
+        raise MissingArtifactError(
+            f"The {kind} model {path.name} is not in the model cache ({models_dir()}); run the grid again "
+            "to build it."
+        )
+    return path
 
 
 def get_or_create(kind: str, key: str, create: Callable[[Path], None]) -> tuple[Path, bool]:
@@ -49,6 +75,9 @@ def get_or_create(kind: str, key: str, create: Callable[[Path], None]) -> tuple[
         try:
             create(tmp)
             (tmp / COMPLETE).write_text(key + "\n")
+            if (target / COMPLETE).exists():  # another machine finished it meanwhile (no shared lock)
+                shutil.rmtree(tmp, ignore_errors=True)
+                return target, False
             if target.exists():  # an incomplete leftover from a crash
                 shutil.rmtree(target)
             tmp.rename(target)

@@ -1,10 +1,4 @@
-"""Plugin instances shared by a whole grid, and a teacher that is loaded once per build.
-
-A grid names the same teacher, student, benchmark and corpus in many combinations.
-Instantiating them once (and running each ``check()`` once) means a benchmark reads and
-validates its files once per grid, not once per run. Losses are the exception: they are
-created fresh for every training phase, because ``prepare()`` gives them per-phase
-state (a learned projection).
+"""A teacher that is loaded once per pretraining build.
 
 :class:`SharedTeacher` serves a student derived from the teacher (``layers``), which loads
 the teacher to copy its weights: distillation during pretraining then uses that same
@@ -16,32 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from kdreg.plugins.spec import Head, LoadedModel
-
-
-class PluginInstances:
-    """One instance per (kind, canonical specification), created on first use."""
-
-    def __init__(self) -> None:
-        self._made: dict[tuple[str, str], Any] = {}
-        self._checked: set[tuple[str, str]] = set()
-
-    def get(self, plugin: Any) -> Any:
-        """The instance of a ResolvedPlugin (created once)."""
-        key = (plugin.entry.kind, plugin.spec)
-        if key not in self._made:
-            self._made[key] = plugin.create()
-        return self._made[key]
-
-    def checked(self, plugin: Any) -> Any:
-        """The instance, after its ``check()`` has passed (run once per grid)."""
-        instance = self.get(plugin)
-        key = (plugin.entry.kind, plugin.spec)
-        if key not in self._checked:
-            check = getattr(instance, "check", None)
-            if callable(check):
-                check()
-            self._checked.add(key)
-        return instance
 
 
 def shares_parameters(a: Any, b: Any) -> bool:

@@ -48,6 +48,19 @@ def check_device_name(requested: str) -> None:
         raise ConfigError(f"Unknown device {requested[:40]!r}; use {', '.join(DEVICES)}.")
 
 
+def require_device(requested: str) -> None:
+    """Refuse ``--device cuda`` on a machine without CUDA, before anything is written (or planned)."""
+    check_device_name(requested)
+    if requested != "cuda":
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        from kdreg.errors import ConfigError
+
+        raise ConfigError("--device cuda was asked for but no CUDA device is available; use --device cpu.")
+
+
 class Device:
     """Where and in which precision a grid trains (one Accelerator per process)."""
 
@@ -55,13 +68,7 @@ class Device:
         import torch
         from accelerate import Accelerator
 
-        check_device_name(requested)
-        if requested == "cuda" and not torch.cuda.is_available():
-            from kdreg.errors import ConfigError
-
-            raise ConfigError(
-                "--device cuda was asked for but no CUDA device is available; use --device cpu."
-            )
+        require_device(requested)
         use_cpu = requested == "cpu" or not torch.cuda.is_available()
         bf16 = not use_cpu and torch.cuda.is_bf16_supported()
         self.accelerator = Accelerator(cpu=use_cpu, mixed_precision="bf16" if bf16 else "no")

@@ -1,7 +1,7 @@
 """The kdreg plugin contract: the one module a plugin author reads.
 
 A plugin is a **class** registered in its package's ``pyproject.toml`` under one of
-five entry-point groups; the entry-point name is the plugin's name::
+six entry-point groups; the entry-point name is the plugin's name::
 
     [project.entry-points."kdreg.losses"]
     my-loss = "my_package.losses:MyLoss"
@@ -26,11 +26,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from kdreg.execution.graph import Task, TaskGraph
+    from kdreg.execution.worker import TaskEvent, TaskOutcome
 
 KINDS: dict[str, str] = {
     "teacher": "kdreg.teachers",
@@ -38,6 +41,7 @@ KINDS: dict[str, str] = {
     "loss": "kdreg.losses",
     "benchmark": "kdreg.benchmarks",
     "corpus": "kdreg.corpora",
+    "executor": "kdreg.executors",
 }
 """Plugin kind → entry-point group."""
 
@@ -226,12 +230,51 @@ class Corpus(Plugin):
         return None
 
 
+class Monitor(Protocol):
+    """What an executor tells kdreg about a grid's tasks (kdreg passes one to ``Executor.execute``)."""
+
+    def event(self, event: TaskEvent) -> None:
+        """Forward a task's event (started, training step, log line) from wherever it runs, if you can."""
+
+    def finished(self, task: Task, outcome: TaskOutcome) -> None:
+        """A task ended with ``outcome`` (what ``graph.call(task)()`` returned); may raise to stop."""
+
+    def submitted(self, task: Task, external_id: str | None = None, log_path: str | None = None) -> None:
+        """An engine accepted the task and will run it later (its job id and log file, when it has them)."""
+
+    def lost(self, task: Task) -> Task | None:
+        """The process running ``task`` died; returns the task to submit again, or None when it is settled."""
+
+
+class Executor(Plugin):
+    """Where a grid's tasks run (``kdreg.executors``): this process, local workers, a cluster engine.
+
+    kdreg builds the grid's task graph (runs, and the artifacts they need) and records it in
+    the store; the executor gets every task done. Each task records its own outcome in the
+    store, so an executor only moves work and reports back.
+    """
+
+    def execute(self, graph: TaskGraph, monitor: Monitor) -> None:
+        """Run every task of ``graph`` once, each only after the tasks in its ``depends_on`` have finished.
+
+        ``graph.tasks`` is in dependency order; ``graph.call(task)`` is a picklable zero-argument
+        callable that executes the task wherever it is called and returns its TaskOutcome. Tell
+        ``monitor.finished(task, outcome)`` for each; a task whose dependency failed still runs
+        (it records the failure with its reason). Return when all have finished — or, for an
+        engine that runs them on after kdreg exits, once all are submitted (``monitor.submitted``).
+        On KeyboardInterrupt or an exception from the monitor, stop the workers (their tasks are
+        marked interrupted) and re-raise.
+        """
+        raise NotImplementedError
+
+
 BASES: dict[str, type[Plugin]] = {
     "teacher": Teacher,
     "student": Student,
     "loss": Loss,
     "benchmark": Benchmark,
     "corpus": Corpus,
+    "executor": Executor,
 }
 """Plugin kind → its base class (the contract the registry checks)."""
 
@@ -241,5 +284,6 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "loss": ("needs", "compute"),
     "benchmark": ("languages", "source_language", "labels", "examples"),
     "corpus": ("languages", "texts"),
+    "executor": ("execute",),
 }
 """Members a plugin of each kind must define itself (the others have defaults in the base class)."""

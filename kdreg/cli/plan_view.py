@@ -1,0 +1,67 @@
+"""`kdreg run --dry-run`: the plan as a task graph — models to build, runs, what each needs, what is skipped.
+
+Large plans are summarised (counts by stage, teacher and action, then the first rows),
+because nobody reads ten thousand table rows in a terminal and drawing them costs more
+than planning them; ``--format json`` gives every task.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from kdreg.cli.output import console, print_json, render_rows
+
+MAX_ROWS = 40
+"""Plans with more runs than this are summarised in the table format."""
+ARTIFACT_NAMES = {"teacher": "fine-tuned teacher", "student-pretrained": "pretrained student"}
+
+
+def plan_rows(plan: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(model rows, run rows) of a plan: each model task with a short id, each run with what it needs."""
+    graph = plan.graph
+    ids = {task.key: f"M{i}" for i, task in enumerate(graph.artifacts, start=1)}
+    needed_by = Counter(key for task in graph.runs for key in task.depends_on)
+    models = [{"id": ids[t.key], "kind": ARTIFACT_NAMES.get(t.kind, t.kind), "builds": t.label,
+               "needed_by": needed_by[t.key], "key": t.key} for t in graph.artifacts]
+    runs = []
+    for item in plan.items:
+        task = graph.get(item.job.record.config_hash) if item.action == "run" else None
+        runs.append({"action": item.action, "before": item.previous or "new", "stage": item.job.stage,
+                     "combination": item.job.label,
+                     "needs": " ".join(ids[k] for k in task.depends_on) if task else "",
+                     "hash": item.job.record.config_hash})
+    return models, runs
+
+
+def print_plan(plan: Any, *, executor: str, fmt: str = "table") -> None:
+    """Print the plan of a dry run (nothing was trained or written)."""
+    models, runs = plan_rows(plan)
+    to_run = sum(r["action"] == "run" for r in runs)
+    if fmt == "json":
+        print_json({"executor": executor, "runs": runs, "models": models,
+                    "to_run": to_run, "skipped": len(runs) - to_run})
+        return
+    if models:
+        render_rows(models, ["id", "kind", "builds", "needed_by"],
+                    title="models to build (tasks before the runs)")
+    shown = runs if len(runs) <= MAX_ROWS else runs[:20]
+    for row in shown:
+        row["hash"] = row["hash"][:10]
+    title = "runs" if shown is runs else f"runs (the first 20 of {len(runs)})"
+    render_rows(shown, ["action", "before", "stage", "combination", "needs", "hash"], title=title)
+    if shown is not runs:
+        _print_counts(runs)
+    console.print(f"{to_run} to run, {len(runs) - to_run} skipped; {len(models)} model(s) to build first · "
+                  f"executor {executor} (dry run: nothing was trained or written)")
+
+
+def _print_counts(runs: list[dict[str, Any]]) -> None:
+    """Counts of a large plan: by stage and action, then by previous status."""
+    by_stage = Counter((r["stage"], r["action"]) for r in runs)
+    rows = [{"stage": stage, "run": by_stage[stage, "run"], "skip": by_stage[stage, "skip"]}
+            for stage in dict.fromkeys(r["stage"] for r in runs)]
+    render_rows(rows, ["stage", "run", "skip"], title="all runs by stage", no_wrap=("run", "skip"))
+    before = Counter(r["before"] for r in runs)
+    console.print("before this grid: " + ", ".join(f"{n} {status}" for status, n in before.most_common())
+                  + " · `--format json` lists every run")

@@ -1,0 +1,97 @@
+"""``kdreg status [GRID]``: a grid in progress — runs by status, models built, what runs where and since when.
+
+It reads the store only (no torch), so it is as quick to run while a grid trains in
+another terminal, on another machine sharing the database, or on a cluster.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from kdreg.cli.options import DbOption, JsonOption
+from kdreg.cli.output import console, print_json, render_rows
+
+ORDER = ("pending", "running", "stale", "succeeded", "failed", "interrupted")
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return ""
+    value = int(value)
+    if value < 120:
+        return f"{value}s"
+    if value < 7200:
+        return f"{value // 60}m{value % 60:02d}s"
+    return f"{value // 3600}h{value % 3600 // 60:02d}m"
+
+
+def status(
+    grid: Annotated[int | None, typer.Argument(
+        help="Grid id (default: the latest grid).", show_default=False)] = None,
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """Show a grid's progress: runs by status (stale: its process died), models built, running tasks."""
+    from kdreg.errors import RunNotFoundError
+    from kdreg.store.liveness import stale_seconds
+    from kdreg.store.store import open_store
+
+    store = open_store(db, create=False)
+    grid_id = grid if grid is not None else store.latest_grid_id()
+    if grid_id is None:
+        raise RunNotFoundError("The store has no grid yet; `kdreg run` starts one.")
+    if not 0 < grid_id < 2**63:
+        raise RunNotFoundError(f"No grid {grid_id}; `kdreg status` shows the latest one.")
+    progress = store.grid_progress(grid_id)
+    if progress is None:
+        raise RunNotFoundError(f"No grid {grid_id}; `kdreg status` shows the latest one.")
+    if as_json:
+        print_json(_as_dict(progress, stale_seconds()))
+        return
+    console.print(f"grid {grid_id}: {progress.total} runs — {_counts(progress.runs)}", markup=False)
+    queued = f" · {progress.submitted} task(s) waiting in the executor's queue" if progress.submitted else ""
+    console.print(f"models built {progress.artifacts_done}/{progress.artifacts}{queued} · {progress.command}",
+                  markup=False)
+    if progress.running:
+        rows = [{"task": t.label, "where": _where(t), "for": _seconds(t.seconds),
+                 "heartbeat": _seconds(t.heartbeat_age) + (" stale" if t.stale else "")}
+                for t in progress.running]
+        render_rows(rows, ["task", "where", "for", "heartbeat"], title="running now")
+    if progress.runs.get("stale"):
+        console.print(f"stale: running, but no heartbeat for over {stale_seconds():.0f}s (its process died); "
+                      "`kdreg run` runs it again.", markup=False)
+
+
+def _counts(runs: dict[str, int]) -> str:
+    names = [s for s in ORDER if s in runs] + sorted(s for s in runs if s not in ORDER)
+    return ", ".join(f"{runs[s]} {s}" for s in names) or "none"
+
+
+def _where(task: Any) -> str:
+    parts = [task.host or "", f"pid {task.pid}" if task.pid else "", task.device or ""]
+    if task.external_id:
+        parts.append(f"job {task.external_id}")
+    return " · ".join(p for p in parts if p)
+
+
+def _as_dict(progress: Any, stale_limit: float) -> dict[str, Any]:
+    return {
+        "grid": progress.grid_id,
+        "command": progress.command,
+        "created_at": progress.created_at.isoformat() if progress.created_at else None,
+        "runs": progress.runs,
+        "total": progress.total,
+        "models": {"built": progress.artifacts_done, "total": progress.artifacts},
+        "submitted": progress.submitted,
+        "stale_after_seconds": stale_limit,
+        "running": [{"key": t.key, "kind": t.kind, "label": t.label, "run_id": t.run_id, "host": t.host,
+                     "pid": t.pid, "device": t.device, "external_id": t.external_id, "log": t.log_path,
+                     "seconds": t.seconds, "heartbeat_age": t.heartbeat_age, "stale": t.stale}
+                    for t in progress.running],
+    }
+
+
+def register(app: typer.Typer) -> None:
+    app.command("status")(status)

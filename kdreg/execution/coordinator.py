@@ -1,0 +1,213 @@
+"""Running a grid: record it, hand its task graph to an executor, follow the tasks to their end.
+
+:func:`run_grid` is the one place a grid meets the store before its tasks run: it
+records the grid, plans every run (pending rows, the state each claim will name) and
+every task, then gives the graph to the executor plugin. The executor runs the tasks —
+in this process, in local workers, on a cluster — and tells the :class:`GridMonitor` as
+they start and end; the monitor keeps the outcome, draws progress through a
+:class:`Reporter`, and stops the grid at the first failure under ``--fail-fast``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from kdreg.errors import KdregError
+from kdreg.execution.graph import RUN, Task, TaskGraph, build_graph
+from kdreg.execution.plan import Plan, PlanItem, plan_items
+from kdreg.execution.worker import TaskContext, TaskEvent, TaskOutcome, use_store
+from kdreg.pipeline import model_cache
+from kdreg.records import ResultRecord
+from kdreg.store.store import Store, TaskRow
+
+FORWARDED_ENVIRONMENT = ("KDREG_HOME", "KDREG_CACHE", "KDREG_STALE_SECONDS", "KDREG_PLUGINS_ALLOW",
+                         "KDREG_STRICT_PLUGINS", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE",
+                         "TRANSFORMERS_OFFLINE", "HF_HOME")
+"""Variables a task applies in its process as the planning process had them (engines may not pass them)."""
+
+
+class GridStoppedError(KdregError):
+    """--fail-fast: the grid stopped at a failing task."""
+
+
+class Reporter(Protocol):
+    """What the person watching a grid is told (the CLI draws it with rich)."""
+
+    def log(self, message: str) -> None: ...
+    def task_started(self, index: int, total: int, task: Task, where: str) -> None: ...
+    def step(self, task: Task, phase: str, step: int, total: int, loss: float) -> None: ...
+    def task_finished(self, task: Task, outcome: TaskOutcome) -> None: ...
+
+
+class SilentReporter:
+    """A reporter that prints nothing (library use, tests)."""
+
+    def log(self, message: str) -> None:
+        pass
+
+    def task_started(self, index: int, total: int, task: Task, where: str) -> None:
+        pass
+
+    def step(self, task: Task, phase: str, step: int, total: int, loss: float) -> None:
+        pass
+
+    def task_finished(self, task: Task, outcome: TaskOutcome) -> None:
+        pass
+
+
+@dataclass
+class GridOutcome:
+    """What became of a grid's tasks, as far as this process saw."""
+
+    grid_id: int
+    items: list[PlanItem]
+    graph: TaskGraph
+    outcomes: dict[str, TaskOutcome] = field(default_factory=dict)
+    """Task key → its outcome (absent: handed to an engine that has not finished it)."""
+    submitted: dict[str, str | None] = field(default_factory=dict)
+    """Task key → the engine's job id, for tasks handed to an engine."""
+
+    @property
+    def statuses(self) -> dict[str, str]:
+        return {key: outcome.status for key, outcome in self.outcomes.items()}
+
+    @property
+    def results(self) -> dict[str, list[ResultRecord]]:
+        return {key: o.results for key, o in self.outcomes.items()
+                if o.kind == RUN and o.status == "succeeded"}
+
+    def runs_with(self, status: str) -> list[Task]:
+        return [t for t in self.graph.runs
+                if t.key in self.outcomes and self.outcomes[t.key].status == status]
+
+    @property
+    def failed(self) -> list[Task]:
+        return self.runs_with("failed")
+
+    @property
+    def unfinished(self) -> list[Task]:
+        return [t for t in self.graph.tasks if t.key not in self.outcomes]
+
+
+class GridMonitor:
+    """What an executor tells about the tasks of one grid (see ``kdreg.plugins.spec.Executor``)."""
+
+    def __init__(self, store: Store, outcome: GridOutcome, reporter: Reporter, *, fail_fast: bool) -> None:
+        self.store = store
+        self.outcome = outcome
+        self.reporter = reporter
+        self.fail_fast = fail_fast
+        self._started: set[str] = set()
+
+    @property
+    def graph(self) -> TaskGraph:
+        return self.outcome.graph
+
+    def event(self, event: TaskEvent) -> None:
+        """A task started, took a training step, or logged a line."""
+        task = self.graph.get(event.key)
+        if event.kind == "log" or task is None:
+            self.reporter.log(event.message)
+        elif event.kind == "started" and task.key not in self._started:
+            self._started.add(task.key)
+            self.reporter.task_started(len(self._started), len(self.graph), task, event.message)
+        elif event.kind == "step":
+            self.reporter.step(task, event.phase, event.step, event.total, event.loss)
+
+    def finished(self, task: Task, outcome: TaskOutcome) -> None:
+        """A task ended (its outcome is in the store already); under --fail-fast a failure stops the grid."""
+        self.outcome.outcomes[task.key] = outcome
+        self.reporter.task_finished(task, outcome)
+        if outcome.status == "failed" and self.fail_fast:
+            raise GridStoppedError(
+                f"Stopped at the first failure (--fail-fast), {task.label}: {outcome.error}"
+            )
+
+    def submitted(self, task: Task, external_id: str | None = None, log_path: str | None = None) -> None:
+        """An engine accepted ``task`` (its job id and log file when it has them); it ends later."""
+        self.outcome.submitted[task.key] = external_id
+        self.store.task_submitted(self.outcome.grid_id, task.key, external_id=external_id, log_path=log_path)
+
+    def lost(self, task: Task) -> Task | None:
+        """The worker running ``task`` died: the task to submit again, or None once it is settled here.
+
+        Call it only when every process that may have been running the task is gone (a
+        broken pool after its shutdown). A task that never started goes again as it was;
+        one whose worker was terminated cleanly (its run interrupted) goes again naming
+        the new claim count; the one whose worker was killed outright (its run still
+        marked running by a dead process) is marked interrupted and not retried in this
+        grid — whatever killed it (the kernel's OOM killer, an operator) would likely do
+        so again — and the next ``kdreg run`` runs it again.
+        """
+        if task.kind != RUN:
+            state = self.store.task_state(self.outcome.grid_id, task.key)
+            if state in ("pending", "interrupted"):
+                return task
+            if state == "running":
+                message = "its worker process died while building it (killed?)"
+                self.store.task_finished(self.outcome.grid_id, task.key, "interrupted", message)
+                self.finished(task, TaskOutcome(task.key, task.kind, "interrupted", error=message))
+            return None
+        assert task.run_id is not None
+        run = self.store.run_states([task.key]).get(task.key)
+        seen = "running" if task.seen_status == "stale" else task.seen_status
+        if run is None or (run.attempts == task.seen_attempts and run.status in (task.seen_status, seen)):
+            return task  # never claimed: it was still queued
+        if run.attempts != task.seen_attempts + 1:
+            outcome = TaskOutcome(task.key, task.kind, "skipped", error="another kdreg process is running it")
+        elif run.status == "interrupted":
+            return dataclasses.replace(task, seen_status="interrupted", seen_attempts=run.attempts)
+        elif run.status in ("running", "stale"):
+            message = "Interrupted: the worker process running it died (killed?)"
+            self.store.finish_run(task.run_id, "interrupted", error=message)
+            self.store.task_finished(self.outcome.grid_id, task.key, "interrupted", message)
+            outcome = TaskOutcome(task.key, task.kind, "interrupted", error=message)
+        else:
+            outcome = TaskOutcome(task.key, task.kind, run.status)
+        self.finished(task, outcome)
+        return None
+
+
+def task_environment() -> tuple[tuple[str, str], ...]:
+    """The variables of :data:`FORWARDED_ENVIRONMENT` that this process has."""
+    return tuple((name, os.environ[name]) for name in FORWARDED_ENVIRONMENT if name in os.environ)
+
+
+def record_grid(store: Store, plan: Plan, *, command: str, executor: str, device: str) -> GridOutcome:
+    """Record the grid, plan its runs (pending rows, their states as claims will name them) and its tasks."""
+    jobs = [item.job for item in plan.items]
+    grid_id = store.create_grid(command, {"jobs": len(jobs), "executor": executor})
+    states = store.plan_runs(grid_id, [job.record for job in jobs])
+    items = plan_items(jobs, states, retry_failed=plan.retry_failed, force=plan.force)
+    graph = build_graph([i.job for i in items if i.action == "run"], model_cache.is_complete)
+    tasks = []
+    for task in graph.tasks:
+        if task.kind == RUN:
+            state = states[task.key]
+            task = dataclasses.replace(task, run_id=state.run_id, seen_status=state.status,
+                                       seen_attempts=state.attempts)
+        tasks.append(task)
+    rows = [TaskRow(t.key, t.kind, t.label, t.run_id, t.depends_on) for t in tasks]
+    store.add_tasks(grid_id, rows, executor)
+    context = TaskContext(grid_id, store.url, device, executor, task_environment())
+    return GridOutcome(grid_id, items, TaskGraph(tasks, context))
+
+
+def run_grid(store: Store, plan: Plan, executor: Any, *, executor_spec: str, command: str,
+             device: str = "auto", fail_fast: bool = False, reporter: Reporter | None = None) -> GridOutcome:
+    """Record the grid and have ``executor`` (an Executor plugin instance) run its task graph."""
+    outcome = record_grid(store, plan, command=command, executor=executor_spec, device=device)
+    use_store(store)  # tasks executed in this process write through this very store
+    monitor = GridMonitor(store, outcome, reporter or SilentReporter(), fail_fast=fail_fast)
+    if outcome.graph.tasks:
+        executor.execute(outcome.graph, monitor)
+    return outcome
+
+
+def held_elsewhere(outcome: GridOutcome) -> Sequence[Task]:
+    """Runs this grid skipped because another process held them when it came to claim them."""
+    return outcome.runs_with("skipped")

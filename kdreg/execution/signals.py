@@ -1,0 +1,58 @@
+"""Termination signals handled like Ctrl-C: the run in progress is marked interrupted, then kdreg exits.
+
+``timeout``, ``docker stop``, systemd and Slurm (time limit, preemption, ``scancel``) send
+SIGTERM before they kill; a closed terminal sends SIGHUP. Python's default for both is
+to die on the spot, leaving the run in progress marked running until its heartbeat goes
+stale. Here they raise :class:`Terminated`, a :class:`KeyboardInterrupt`, so every path
+that handles Ctrl-C (mark the run interrupted, keep what is stored, stop the workers)
+handles them too; the command then exits with the shell's code for the signal
+(128 + its number: 143 for SIGTERM, 129 for SIGHUP; 130 for Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+SIGNALS = tuple(s for s in (getattr(signal, name, None) for name in ("SIGTERM", "SIGHUP")) if s is not None)
+
+
+class Terminated(KeyboardInterrupt):
+    """A termination signal arrived (SIGTERM, SIGHUP): stop as after Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"terminated by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+def exit_code(interrupt: BaseException) -> int:
+    """The shell's exit code for an interruption: 128 + the signal's number."""
+    return 128 + (interrupt.signum if isinstance(interrupt, Terminated) else signal.SIGINT)
+
+
+def interrupted_by(interrupt: BaseException) -> str:
+    """How a run was interrupted, in words for its error field."""
+    if isinstance(interrupt, Terminated):
+        return f"Interrupted ({signal.Signals(interrupt.signum).name})"
+    return "Interrupted (Ctrl-C)"
+
+
+def _raise_terminated(signum: int, _frame: FrameType | None) -> None:
+    raise Terminated(signum)
+
+
+@contextmanager
+def termination_as_interrupt() -> Iterator[None]:
+    """While inside, SIGTERM and SIGHUP raise :class:`Terminated` (main thread only; a no-op elsewhere)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, _raise_terminated) for s in SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

@@ -1,0 +1,315 @@
+"""Executing one task, in whichever process an executor runs it: plugins → stage → evaluate → store.
+
+:func:`execute_task` is the whole worker side. It needs nothing but kdreg, the plugins,
+the database URL and the cache folder (:class:`TaskContext`), so an executor can call it
+in this process, in a local worker, or on a cluster node. The task records its own
+outcome in the store as it goes — claimed, running with a heartbeat, then succeeded with
+its results and curves in one transaction, or failed with its traceback, or
+interrupted — and returns the same outcome as a value (:class:`TaskOutcome`), which an
+executor may carry back to the process that planned the grid.
+
+A process keeps what later tasks can reuse (:class:`_ProcessState`): the opened store,
+plugin instances, the device and the fine-tuned teacher last used. Progress (task
+started, training steps, log lines) goes to the process's event sink when one is set:
+the monitor itself in-process, a queue to the planning process from a local worker.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from kdreg.errors import KdregError
+from kdreg.execution.graph import RUN, Task
+from kdreg.execution.signals import interrupted_by
+from kdreg.records import CurveRecord, ResultRecord
+
+STEP_EVENT_SECONDS = 0.2
+"""Training-step events are sent at most this often (and always for the last step)."""
+
+
+class DependencyFailedError(KdregError):
+    """A model this run needs (fine-tuned teacher, distilled student) could not be built."""
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """What every task of a grid needs to know, wherever it runs."""
+
+    grid_id: int
+    db_url: str
+    device: str
+    """The ``--device`` request: auto, cpu or cuda."""
+    executor: str
+    environment: tuple[tuple[str, str], ...] = ()
+    """Variables the worker sets before it runs (KDREG_HOME, KDREG_CACHE, ...), as the planner saw them."""
+
+
+@dataclass(frozen=True)
+class TaskEvent:
+    """Something a running task tells whoever watches: it started, a training step, a log line."""
+
+    key: str
+    kind: str
+    """'started', 'step' or 'log'."""
+    message: str = ""
+    phase: str = ""
+    step: int = 0
+    total: int = 0
+    loss: float = 0.0
+
+
+@dataclass
+class TaskOutcome:
+    """How a task ended, as a value: also recorded in the store by the task itself."""
+
+    key: str
+    kind: str
+    status: str
+    """'succeeded', 'failed', 'interrupted', or 'skipped' (another process held the run)."""
+    seconds: float = 0.0
+    error: str | None = None
+    traceback: str | None = None
+    results: list[ResultRecord] = field(default_factory=list)
+    curves: dict[str, CurveRecord] = field(default_factory=dict)
+    where: str = ""
+    """host, pid and device of the process that executed it."""
+    busy_seconds: float = 0.0
+    """Time inside the stage (training and evaluation); the rest is the executor's and the store's."""
+
+
+@dataclass(frozen=True)
+class TaskCall:
+    """``execute_task(task, context)`` as a picklable zero-argument callable (what executors ship)."""
+
+    task: Task
+    context: TaskContext
+
+    def __call__(self) -> TaskOutcome:
+        return execute_task(self.task, self.context)
+
+
+EventSink = Callable[[TaskEvent], None]
+
+
+class _ProcessState:
+    """What a process keeps from one task to the next."""
+
+    def __init__(self) -> None:
+        self.stores: dict[str, Any] = {}
+        self.sink: EventSink | None = None
+        self.pipelines: dict[str, Any] = {}
+        self.plugins: Any = None
+        self.current: Task | None = None
+
+    def store(self, url: str) -> Any:
+        if url not in self.stores:
+            from kdreg.store.store import Store
+
+            self.stores[url] = Store(url)
+        return self.stores[url]
+
+    def pipeline(self, device: str) -> Any:
+        if device not in self.pipelines:
+            from kdreg.pipeline.stages import StagePipeline
+            from kdreg.pipeline.training import Device
+            from kdreg.plugins.resolve import PluginSet
+
+            if self.plugins is None:
+                self.plugins = PluginSet()
+            self.pipelines[device] = StagePipeline(Device(device), self.plugins, log=_log, on_step=_step)
+        return self.pipelines[device]
+
+
+_state = _ProcessState()
+
+
+def set_event_sink(sink: EventSink | None) -> None:
+    """Where this process's tasks send their events (None: nowhere)."""
+    _state.sink = sink
+
+
+def use_store(store: Any) -> None:
+    """Let tasks of this process write through an already opened store (the planning process's own)."""
+    _state.stores[store.url] = store
+
+
+def current_task() -> Task | None:
+    """The task this process is executing now, if any."""
+    return _state.current
+
+
+def _emit(event: TaskEvent) -> None:
+    sink = _state.sink
+    if sink is not None:
+        sink(event)
+
+
+def _log(message: str) -> None:
+    task = _state.current
+    _emit(TaskEvent(task.key if task else "", "log", message=message))
+
+
+_last_step = [0.0]
+
+
+def _step(phase: str, step: int, total: int, loss: float) -> None:
+    task = _state.current
+    now = time.monotonic()
+    if step in (1, total) or now - _last_step[0] >= STEP_EVENT_SECONDS:
+        _last_step[0] = now
+        _emit(TaskEvent(task.key if task else "", "step", phase=phase, step=step, total=total, loss=loss))
+
+
+class _Heartbeat:
+    """Writes the heartbeat of a run and its task from a background thread while the task runs."""
+
+    def __init__(self, store: Any, run_id: int | None, task: tuple[int, str]) -> None:
+        from kdreg.store.liveness import heartbeat_seconds
+
+        self._store, self._run_id, self._task = store, run_id, task
+        self._every = heartbeat_seconds()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="kdreg-heartbeat", daemon=True)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._every):
+            try:
+                self._store.heartbeat(self._run_id, self._task)
+            except Exception:  # a busy database must not kill the run; the next beat tries again
+                pass
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _apply(environment: tuple[tuple[str, str], ...]) -> None:
+    for name, value in environment:
+        if os.environ.get(name) != value:
+            os.environ[name] = value
+
+
+@contextmanager
+def _executing(task: Task) -> Iterator[None]:
+    previous, _state.current = _state.current, task
+    try:
+        yield
+    finally:
+        _state.current = previous
+
+
+def _one_line(exc: BaseException) -> str:
+    return (f"{type(exc).__name__}: {exc}".splitlines() or [type(exc).__name__])[0][:1000]
+
+
+def execute_task(task: Task, context: TaskContext) -> TaskOutcome:
+    """Execute one task and record its outcome; interruptions are recorded, then re-raised."""
+    _apply(context.environment)
+    store = _state.store(context.db_url)
+    started = time.perf_counter()
+    with _executing(task):
+        if task.kind == RUN:
+            outcome = _execute_run(task, context, store)
+        else:
+            outcome = _execute_artifact(task, context, store)
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+def _placement(device: str) -> tuple[str, int, str]:
+    return socket.gethostname(), os.getpid(), device
+
+
+def _execute_artifact(task: Task, context: TaskContext, store: Any) -> TaskOutcome:
+    where, begun = "", time.perf_counter()
+    try:
+        with _Heartbeat(store, None, (context.grid_id, task.key)):
+            pipeline = _state.pipeline(context.device)
+            host, pid, device = _placement(pipeline.device.describe())
+            store.task_started(context.grid_id, task.key, host=host, pid=pid, device=device)
+            where = f"{host} pid {pid} · {device}"
+            _emit(TaskEvent(task.key, "started", message=where))
+            begun = time.perf_counter()
+            pipeline.build(task.kind, task.job.rebuild(pipeline.plugins))
+    except KeyboardInterrupt as interrupt:
+        store.task_finished(context.grid_id, task.key, "interrupted", interrupted_by(interrupt))
+        raise
+    except Exception as exc:
+        message = _one_line(exc)
+        store.task_finished(context.grid_id, task.key, "failed", message)
+        return TaskOutcome(task.key, task.kind, "failed", error=message, traceback=traceback.format_exc(),
+                           where=where)
+    store.task_finished(context.grid_id, task.key, "succeeded")
+    return TaskOutcome(task.key, task.kind, "succeeded", where=where,
+                       busy_seconds=time.perf_counter() - begun)
+
+
+def _missing_dependencies(job: Any, store: Any) -> str | None:
+    """Why an artifact this run needs is not there, or None when every one is."""
+    from kdreg.execution.graph import artifact_needs
+    from kdreg.pipeline import model_cache
+
+    for kind, key in artifact_needs(job):
+        if model_cache.is_complete(kind, key):
+            continue
+        what = "fine-tuned teacher" if kind == "teacher" else "student distilled in pretraining"
+        reason = store.artifact_failure(key)
+        if reason:
+            return (f"The {what} this run needs could not be built; fix that and run again with "
+                    f"--retry-failed (`kdreg status` names the task). Its error: {reason}")
+        return f"The {what} this run needs is not in the model cache (cleared meanwhile?): run again."
+    return None
+
+
+def _execute_run(task: Task, context: TaskContext, store: Any) -> TaskOutcome:
+    from kdreg.pipeline.environment import environment
+
+    assert task.run_id is not None
+    if not store.claim_run(task.run_id, task.seen_status, task.seen_attempts):
+        store.task_finished(context.grid_id, task.key, "skipped", "another kdreg process is running it")
+        return TaskOutcome(task.key, task.kind, "skipped", error="another kdreg process is running it")
+    kept, where, busy = None, "", 0.0
+    try:
+        with _Heartbeat(store, task.run_id, (context.grid_id, task.key)):
+            pipeline = _state.pipeline(context.device)
+            host, pid, device = _placement(pipeline.device.describe())
+            store.task_started(context.grid_id, task.key, host=host, pid=pid, device=device)
+            where = f"{host} pid {pid} · {device}"
+            _emit(TaskEvent(task.key, "started", message=where))
+            job = task.job.rebuild(pipeline.plugins)
+            identities = [p.identity() for p in (job.teacher, job.student, job.benchmark, job.corpus) if p]
+            if job.loss is not None:
+                identities.append(job.loss.identity())
+            kept = store.start_run(task.run_id, environment(device, identities))
+            missing = _missing_dependencies(job, store)
+            if missing:
+                raise DependencyFailedError(missing)
+            begun = time.perf_counter()
+            results, curves = pipeline.run(job)
+            busy = time.perf_counter() - begun
+            store.complete_run(task.run_id, results, {p: (c.steps, c.losses) for p, c in curves.items()})
+    except KeyboardInterrupt as interrupt:
+        store.finish_run(task.run_id, "interrupted", error=interrupted_by(interrupt), kept=kept)
+        store.task_finished(context.grid_id, task.key, "interrupted", interrupted_by(interrupt))
+        raise
+    except Exception as exc:
+        message = _one_line(exc)
+        store.finish_run(task.run_id, "failed", error=message, traceback=traceback.format_exc(), kept=kept)
+        store.task_finished(context.grid_id, task.key, "failed", message)
+        return TaskOutcome(task.key, task.kind, "failed", error=message, traceback=traceback.format_exc(),
+                           where=where)
+    store.task_finished(context.grid_id, task.key, "succeeded")
+    return TaskOutcome(task.key, task.kind, "succeeded", results=results, curves=curves, where=where,
+                       busy_seconds=busy)

@@ -1,0 +1,131 @@
+"""Artifacts: the intermediate models a grid builds once and every run that needs them shares.
+
+* the **fine-tuned teacher** — the teacher trained on the source-language task with hard
+  labels (key: teacher × benchmark × seed × teacher fine-tuning);
+* the **student distilled in pretraining** — the student trained against the
+  *pre-trained* teacher on corpus text (key: teacher × student × loss × corpus × seed ×
+  pretraining).
+
+Each is built by its own task (:mod:`kdreg.execution`) before the runs that depend on it,
+into the model cache (:mod:`kdreg.pipeline.model_cache`), with its loss curve beside the
+weights; a run only ever loads it. Every random step is seeded just before it happens,
+so an artifact's weights do not depend on which process builds it or what it did before.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from kdreg.errors import DataError, IncompatiblePluginsError
+from kdreg.grid import Job
+from kdreg.pipeline import model_cache
+from kdreg.pipeline.phases import Trainer, geometry
+from kdreg.pipeline.shared_teacher import SharedTeacher
+from kdreg.pipeline.training import Curve, seed_everything
+from kdreg.plugins.resolve import PluginSet
+from kdreg.plugins.spec import Head, LoadedModel
+from kdreg.records import CurveRecord
+
+FINE_TUNED_TEACHER = "teacher"
+PRETRAINED_STUDENT = "student-pretrained"
+"""Artifact kinds: also the prefix of their folders in the model cache."""
+CURVE_FILE = "curve.json"
+
+
+def load_cached(path: Path, head: Head, *, fine_tuned: bool = False) -> LoadedModel:
+    """A cached model folder loaded with the requested head (``fine_tuned``: a trained one, checked)."""
+    from transformers import (
+        AutoConfig,
+        AutoModelForMaskedLM,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+    )
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if head.kind == "mlm":
+        model = AutoModelForMaskedLM.from_pretrained(path)
+    else:
+        saved = AutoConfig.from_pretrained(path)
+        if fine_tuned and saved.num_labels != head.num_labels:
+            raise DataError(
+                f"The cached fine-tuned teacher {path.name} has {saved.num_labels} labels but the "
+                f"benchmark now has {head.num_labels}: its data changed since it was trained. Clear it "
+                f"(`kdreg cache clear`) and re-run with --force."
+            )
+        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=head.num_labels)
+    return LoadedModel(model=model, tokenizer=tokenizer)
+
+
+def cached_curve(kind: str, key: str) -> CurveRecord | None:
+    """The loss curve saved with an artifact (None when it has none)."""
+    path = model_cache.require(kind, key) / CURVE_FILE
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    return CurveRecord(steps=list(data["steps"]), losses=list(data["losses"]))
+
+
+def _save(folder: Path, loaded: LoadedModel, curve: Curve) -> None:
+    model_cache.save_model(folder, loaded.model, loaded.tokenizer)
+    (folder / CURVE_FILE).write_text(json.dumps(curve.__dict__))
+
+
+class ArtifactBuilder:
+    """Builds the artifacts of one process's tasks (each at most once: a cached one is left as it is)."""
+
+    def __init__(self, trainer: Trainer, plugins: PluginSet, log: model_cache.Log) -> None:
+        self.trainer = trainer
+        self.plugins = plugins
+        self.log = log
+
+    def fine_tuned_teacher(self, job: Job) -> bool:
+        """Fine-tune ``job``'s teacher on its benchmark's source language; False when it was cached."""
+        benchmark = self.plugins.instance(job.benchmark)
+
+        def create(folder: Path) -> None:
+            self.log(f"fine-tuning teacher {job.teacher.spec} on {job.benchmark.spec}")
+            head = Head("classification", len(benchmark.labels()))
+            seed_everything(job.seed)
+            loaded = self.plugins.instance(job.teacher).load(head)
+            curve = self.trainer.finetune(job, benchmark, loaded, job.hparams.teacher_finetune,
+                                          self.plugins.hard_label_loss().create(), "teacher_finetune")
+            _save(folder, loaded, curve)
+
+        _, made = model_cache.get_or_create(FINE_TUNED_TEACHER, job.teacher_key, create)
+        return made
+
+    def pretrained_student(self, job: Job) -> bool:
+        """Distil ``job``'s student from the pre-trained teacher on its corpus; False when it was cached."""
+        from kdreg.pipeline.teacher_side import live_side, same_vocabulary
+
+        student_plugin, loss_plugin, corpus_plugin = job.student, job.loss, job.corpus
+        if student_plugin is None or loss_plugin is None or corpus_plugin is None or job.pretrain_key is None:
+            raise ValueError(f"{job.label} has no student distilled in pretraining")
+
+        def create(folder: Path) -> None:
+            self.log(f"distilling {student_plugin.spec} from {job.teacher.spec} on {corpus_plugin.spec}")
+            teacher_plugin = SharedTeacher(self.plugins.instance(job.teacher))
+            loss = loss_plugin.create()
+            seed_everything(job.seed)
+            student = self.plugins.instance(student_plugin).build(teacher_plugin, Head("mlm"))
+            teacher = None
+            if loss.uses_teacher:
+                if not same_vocabulary(teacher_plugin.tokenizer(), student.tokenizer):
+                    raise IncompatiblePluginsError(
+                        "KD during pretraining compares masked-LM outputs token by token, which needs "
+                        f"teacher and student to share a tokenizer, but {student_plugin.spec} and "
+                        f"{job.teacher.spec} do not; use a student derived from the teacher (layers:k=N or "
+                        "small), or this student with --stage finetune or none."
+                    )
+                teacher = teacher_plugin.distil_from(Head("mlm"), student.model)
+            seed_everything(job.seed)
+            extra = loss.prepare(geometry(teacher.model) if teacher else None, geometry(student.model),
+                                 "pretrain")
+            side = live_side(teacher.model, loss, self.trainer.device) if teacher is not None else None
+            corpus = self.plugins.instance(corpus_plugin)
+            curve = self.trainer.pretrain(job, corpus, student, loss, side, extra)
+            _save(folder, student, curve)
+
+        _, made = model_cache.get_or_create(PRETRAINED_STUDENT, job.pretrain_key, create)
+        return made

@@ -1,0 +1,1 @@
+"""Built-in executors: where a grid's tasks run: ``inline`` and ``local``."""
