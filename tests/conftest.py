@@ -45,6 +45,22 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path) -> dict[str, str]:
+    """The tiny world of the end-to-end tests (tiny_world.py): the saved tiny BERT as teacher, a
+    benchmark, a corpus and a grid file of a few training steps, as plugin specifications."""
+    from tiny_world import GRID, write_benchmark, write_corpus
+
+    root = tmp_path_factory.mktemp("world")
+    (root / "grid.toml").write_text(GRID)
+    return {
+        "teacher": f"hf:path={tiny_bert}",
+        "benchmark": f"files:path={write_benchmark(root / 'bench')},source=en",
+        "corpus": f"text:path={write_corpus(root / 'corpus')}",
+        "grid": str(root / "grid.toml"),
+    }
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data, or skip when this checkout has none (a user's fresh clone)."""

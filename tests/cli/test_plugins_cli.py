@@ -75,7 +75,8 @@ def test_listing_options() -> None:
     bad = runner.invoke(app, ["plugins", "--kind", "losses"])
     assert bad.exit_code == 1
     assert bad.stderr == (
-        "error: Unknown plugin kind 'losses'; use one of: teacher, student, loss, benchmark, corpus.\n"
+        "error: Unknown plugin kind 'losses'; use one of: teacher, student, loss, benchmark, corpus, "
+        "executor.\n"
     )
 
 

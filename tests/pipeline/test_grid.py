@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from kdreg.errors import ConfigError
-from kdreg.grid import DEFAULT_GRID, build_request, config_hash, expand_grid, load_grid_file, split_values
-from kdreg.pipeline.hparams import HParams
+from kdreg.grid import config_hash, expand_grid
+from kdreg.hparams import HParams
+from kdreg.request import DEFAULT_GRID, build_request, load_grid_file, split_values
 
 
 @dataclass
@@ -29,9 +30,30 @@ class FakeResolved:
         return {"name": self.name, "spec": self.spec, "distribution": "kdreg", "version": "0.1.0"}
 
 
+class FakeBenchmark:
+    def languages(self) -> list[str]:
+        return ["en", "de"]
+
+    def source_language(self) -> str:
+        return "en"
+
+
+class FakePlugins:
+    """Stands in for a PluginSet: resolves any name, and every benchmark has English and German."""
+
+    def resolve(self, kind: str, text: str) -> FakeResolved:
+        return FakeResolved(kind, text)
+
+    def resolve_loss(self, text: str) -> FakeResolved:
+        return FakeResolved("loss", text)
+
+    def instance(self, plugin: FakeResolved) -> FakeBenchmark:
+        return FakeBenchmark()
+
+
 def _expand(**options: list[str]) -> list[Any]:
     request = build_request(options)
-    return expand_grid(request, FakeResolved, lambda text: FakeResolved("loss", text))
+    return expand_grid(request, FakePlugins())  # type: ignore[arg-type]
 
 
 def test_split_values_keeps_plugin_parameters_together() -> None:
@@ -159,4 +181,4 @@ def test_pretrain_without_corpus_is_refused() -> None:
     request = build_request({"teacher": ["t"], "stage": ["pretrain"], "corpus": []})
     request = type(request)(values={**request.values, "corpus": ()}, hparams=request.hparams)
     with pytest.raises(ConfigError, match="corpus"):
-        expand_grid(request, FakeResolved, lambda text: FakeResolved("loss", text))
+        expand_grid(request, FakePlugins())  # type: ignore[arg-type]

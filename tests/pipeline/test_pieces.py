@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from kdreg.errors import ConfigError
+from kdreg.hparams import PretrainHParams, hparams_from_mapping
+from kdreg.languages import evaluation_languages, selected_languages
 from kdreg.pipeline import model_cache
 from kdreg.pipeline.data import Encoded, length_grouped_order, pad_batch
-from kdreg.pipeline.evaluate import accuracy, evaluation_languages, macro_f1, selected_languages
-from kdreg.pipeline.hparams import PretrainHParams, hparams_from_mapping
-from kdreg.pipeline.stages import pretrain_steps
+from kdreg.pipeline.evaluate import accuracy, macro_f1
+from kdreg.pipeline.phases import pretrain_steps
 from kdreg.pipeline.training import steps_for
 from kdreg.plugins.spec import Benchmark, Corpus
 
@@ -173,7 +174,7 @@ def test_a_cached_fine_tuned_teacher_with_other_labels_is_refused(tiny_bert: Pat
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from kdreg.errors import DataError
-    from kdreg.pipeline.stages import load_cached
+    from kdreg.pipeline.artifacts import load_cached
     from kdreg.plugins.spec import Head
 
     folder = tmp_path / "teacher-abc"
