@@ -43,16 +43,9 @@ def database_files(store: Any) -> list[Path]:
 
     The database itself comes first; none for a server database.
     """
-    from urllib.parse import unquote
+    from kdreg.store.engine import sqlite_file
 
-    from kdreg.store.engine import sqlite_path
-
-    url = store.engine.url
-    path = sqlite_path(url)
-    database = url.database or ""
-    if path is None and url.get_backend_name() == "sqlite" and database.startswith("file:"):
-        # URI form (read-only openings): file:/path/kdreg%20runs.db?mode=ro
-        path = Path(unquote(database[len("file:"):].split("?", 1)[0]))
+    path = sqlite_file(store.engine.url)
     if path is None:
         return []
     files = [Path(f"{path}{suffix}") for suffix in (*SQLITE_COMPANIONS, *KDREG_COMPANIONS)]

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from kdreg.errors import RunNotFoundError, StoreError
 from kdreg.paths import resolve_db_url
 from kdreg.store.engine import make_engine, sqlite_path
-from kdreg.store.migrate import ensure_schema
+from kdreg.store.migrate import check_readable, ensure_schema
 from kdreg.store.schema import Base, Curve, Grid, GridRun, Result, Run, utcnow
 
 
@@ -88,13 +88,19 @@ class KeptRun:
 class Store:
     """An opened, schema-checked experiment database."""
 
-    def __init__(self, url: str | None = None, *, create: bool = True) -> None:
+    def __init__(self, url: str | None = None, *, create: bool = True, read_only: bool = False) -> None:
+        """``read_only``: for reads (``kdreg show``); never creates, upgrades or writes anything."""
         self.url, self.is_default = resolve_db_url(url)
         path = sqlite_path(self.url)
-        if not create and path is not None and not path.exists():
+        if (not create or read_only) and path is not None and not path.exists():
             raise StoreError(f"No database at {path}; run `kdreg run` first or pass --db.")
-        self.engine = make_engine(self.url)
-        self.revision = ensure_schema(self.engine, auto_upgrade=self.is_default)
+        self.engine = make_engine(self.url, read_only=read_only)
+        try:
+            self.revision = (check_readable(self.engine, is_default=self.is_default) if read_only
+                             else ensure_schema(self.engine, auto_upgrade=self.is_default))
+        except BaseException:
+            self.engine.dispose()
+            raise
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -281,6 +287,9 @@ class Store:
         return run
 
 
-def open_store(url: str | None = None, *, create: bool = True) -> Store:
-    """Open (creating or upgrading the default database when needed) the experiment store."""
-    return Store(url, create=create)
+def open_store(url: str | None = None, *, create: bool = True, read_only: bool = False) -> Store:
+    """Open (creating or upgrading the default database when needed) the experiment store.
+
+    ``read_only`` opens an existing database for reading only (see :class:`Store`).
+    """
+    return Store(url, create=create, read_only=read_only)
