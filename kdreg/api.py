@@ -139,7 +139,7 @@ class Experiments:
         from kdreg.reporting.runs import run_record
         from kdreg.store.store import open_store
 
-        store = open_store(self._db, create=False)  # the ORM, for the run's results and curves
+        store = open_store(self._db, read_only=True)  # the ORM, for the run's results and curves
         try:
             return run_record(store.find_run(ref))
         finally:

@@ -111,24 +111,50 @@ def hparams_from_mapping(data: dict[str, Any], base: HParams | None = None) -> H
     return result
 
 
+LIMITS: dict[str, tuple[float, float, str]] = {
+    "max_steps": (0, 10**9, "0 means train for epochs"),
+    "epochs": (0, 10_000, "0 with max_steps > 0 counts steps"),
+    "learning_rate": (0, 1, "AdamW; fine-tuning uses about 1e-5 to 1e-3, and more diverges"),
+    "batch_size": (1, 65_536, ""),
+    "max_length": (8, 65_536, "tokens per example"),
+    "warmup_ratio": (0, 1, "share of the steps"),
+    "weight_decay": (0, 1, "AdamW's decoupled decay, usually 0.01"),
+    "mlm_probability": (0, 1, "BERT masks 0.15 of the tokens"),
+    "language_alpha": (0, 10, "0 samples languages uniformly, 1 by size"),
+}
+"""Inclusive bounds of each hyper-parameter (and why): values outside them are refused before a grid
+writes anything, instead of training into NaN or overflowing as a failed run. The open ends
+(learning_rate > 0, warmup_ratio < 1, 0 < mlm_probability < 1) are checked below."""
+
+
+def _check_limits(section: str, values: dict[str, Any]) -> None:
+    for name, value in values.items():
+        if name not in LIMITS:
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"[{section}] {name} must be a finite number, not {value}.")
+        low, high, why = LIMITS[name]
+        if not low <= value <= high:
+            note = f" ({why})" if why else ""
+            raise ConfigError(f"[{section}] {name} = {_shown(value)} is out of range: "
+                              f"give {_shown(low)} to {_shown(high)}{note}.")
+
+
+def _shown(number: float) -> str:
+    return f"{number:,}" if isinstance(number, int) else f"{number:g}"
+
+
 def _validate(hp: HParams) -> None:
     for section in SECTIONS:
         phase = getattr(hp, section)
-        odd = [f.name for f in dataclasses.fields(phase)
-               if isinstance(getattr(phase, f.name), float) and not math.isfinite(getattr(phase, f.name))]
-        if odd:
-            raise ConfigError(f"[{section}] {odd[0]} must be a finite number, not {getattr(phase, odd[0])}.")
-        if phase.weight_decay < 0:
-            raise ConfigError(f"[{section}] needs weight_decay ≥ 0.")
+        _check_limits(section, dataclasses.asdict(phase))
         if phase.batch_size < 1 or phase.max_length < 8:
             raise ConfigError(f"[{section}] needs batch_size ≥ 1 and max_length ≥ 8.")
-        if phase.max_steps < 0 or phase.epochs < 0 or (phase.max_steps == 0 and phase.epochs == 0):
+        if phase.max_steps == 0 and phase.epochs == 0:
             raise ConfigError(f"[{section}] needs max_steps > 0 or epochs > 0.")
-        if not 0 <= phase.warmup_ratio < 1 or phase.learning_rate <= 0:
+        if phase.warmup_ratio >= 1 or phase.learning_rate <= 0:
             raise ConfigError(f"[{section}] needs 0 ≤ warmup_ratio < 1 and learning_rate > 0.")
     if not 0 < hp.pretrain.mlm_probability < 1:
         raise ConfigError("[pretrain] needs 0 < mlm_probability < 1 (BERT masks 0.15 of the tokens).")
-    if not hp.pretrain.language_alpha >= 0:
-        raise ConfigError("[pretrain] needs language_alpha ≥ 0 (0 samples languages uniformly, 1 by size).")
-    if hp.eval_batch_size < 1:
-        raise ConfigError("eval_batch_size must be ≥ 1.")
+    if not 1 <= hp.eval_batch_size <= LIMITS["batch_size"][1]:
+        raise ConfigError(f"eval_batch_size must be 1 to {LIMITS['batch_size'][1]:,}.")

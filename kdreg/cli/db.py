@@ -37,7 +37,7 @@ def db_current(db: DbOption = None, as_json: JsonOption = False) -> None:
     if path is not None and not path.exists():
         revision, state = None, "not created yet"  # do not create an empty file just to look at it
     else:
-        engine = make_engine(url)
+        engine = make_engine(url, read_only=True)
         try:
             revision, state = schema_state(engine)
         finally:

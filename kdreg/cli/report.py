@@ -96,13 +96,13 @@ def write_all(tables: list, out: Path, plot_format: str,  # type: ignore[type-ar
     plot, note = plot_or_note(tables, plot_format)
     if plot is not None:
         target = out / f"report.{plot_format}"
-        write_file(target, lambda path: path.write_bytes(plot), protect=guarded)
+        write_file(target, lambda handle: handle.write(plot), protect=guarded)
         written.append(target)
     for fmt, ext in EXTENSIONS.items():
         options = {"plot": plot, "plot_format": plot_format, "plot_note": note} if fmt == "html" else {}
         target = out / f"report.{ext}"
         text = render(tables, fmt, **options)
-        write_file(target, lambda path, text=text: path.write_text(text, encoding="utf-8"), protect=guarded)
+        write_file(target, lambda handle, text=text: handle.write(text.encode("utf-8")), protect=guarded)
         written.append(target)
     return written
 

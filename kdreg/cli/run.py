@@ -164,7 +164,7 @@ def _existing_store(db: str | None) -> Any:
     from kdreg.store.store import open_store
 
     path = sqlite_path(resolve_db_url(db)[0])
-    return None if path is not None and not path.exists() else open_store(db)
+    return None if path is not None and not path.exists() else open_store(db, read_only=True)
 
 
 def _quiet_libraries() -> None:

@@ -85,7 +85,7 @@ def show(
     from kdreg.store.store import open_store
 
     reference = check_text("RUN", run)
-    store = open_store(db, create=False)
+    store = open_store(db, read_only=True)
     try:
         from kdreg.reporting.runs import run_record
 

@@ -38,7 +38,7 @@ def status(
     from kdreg.store.liveness import stale_seconds
     from kdreg.store.store import open_store
 
-    store = open_store(db, create=False)
+    store = open_store(db, read_only=True)
     grid_id = grid if grid is not None else store.latest_grid_id()
     if grid_id is None:
         raise RunNotFoundError("The store has no grid yet; `kdreg run` starts one.")

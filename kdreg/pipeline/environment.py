@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import platform
 import socket
-import subprocess
 import sys
 from functools import cache
 from importlib import metadata
@@ -24,20 +23,15 @@ def _version(distribution: str) -> str | None:
 
 @cache
 def git_commit() -> dict[str, Any] | None:
-    """Commit and dirty flag of the current directory's git checkout, or None."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
-        ).stdout.strip()
-        dirty = bool(
-            subprocess.run(
-                ["git", "status", "--porcelain", "--untracked-files=no"],
-                capture_output=True, text=True, timeout=5, check=True,
-            ).stdout.strip()
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return {"commit": commit, "dirty": dirty} if commit else None
+    """Commit and dirty flag of the current folder's git checkout, or None.
+
+    Read without obeying the checkout's own git configuration (see
+    :mod:`kdreg.pipeline.git_checkout`): a run started in an untrusted checkout must not
+    run the commands its ``.git/config`` names.
+    """
+    from kdreg.pipeline.git_checkout import git_state
+
+    return git_state()
 
 
 def environment(device: str, plugins: list[dict[str, Any]]) -> dict[str, Any]:

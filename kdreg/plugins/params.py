@@ -119,6 +119,14 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+INT_RANGE = (-(2**63), 2**63 - 1)
+"""Integers every library and database takes (64-bit): a plugin's int parameter is refused beyond."""
+
+
+class _OutOfRange(ValueError):
+    """The text is of the right type but beyond what any library takes (the message says the range)."""
+
+
 def _coerce(value: str, tp: Any) -> Any:
     """Turn text into ``tp``; raise ValueError with no message detail (the caller words the error)."""
     origin = get_origin(tp)
@@ -131,6 +139,8 @@ def _coerce(value: str, tp: Any) -> Any:
                 continue
             try:
                 return _coerce(value, arg)
+            except _OutOfRange:
+                raise
             except ValueError:
                 continue
         raise ValueError(value)
@@ -147,7 +157,10 @@ def _coerce(value: str, tp: Any) -> Any:
             return False
         raise ValueError(value)
     if tp is int:
-        return int(value)
+        number = int(value)
+        if not INT_RANGE[0] <= number <= INT_RANGE[1]:
+            raise _OutOfRange(f"an integer from {INT_RANGE[0]:,} to {INT_RANGE[1]:,} (64 bits)")
+        return number
     if tp is float:
         result = float(value)
         if not math.isfinite(result):  # NaN and infinity never make sense as a hyper-parameter
@@ -156,6 +169,8 @@ def _coerce(value: str, tp: Any) -> Any:
     if tp is str:
         return value
     if tp is Path:  # absolute, so the same text in another folder is another config (and hash)
+        if not value.strip():  # empty would quietly mean the current folder
+            raise ValueError(value)
         return Path(os.path.abspath(Path(value).expanduser()))
     raise ValueError(value)
 
@@ -188,6 +203,11 @@ def build_params(plugin_name: str, params_cls: type, raw: tuple[tuple[str, str],
         _, tp = fields[key]
         try:
             values[key] = _coerce(text, tp)
+        except _OutOfRange as exc:
+            raise ParameterError(
+                f"Parameter {plugin_name}:{key} = {text[:30]}{'...' if len(text) > 30 else ''} is out of "
+                f"range: it must be {exc}."
+            ) from None
         except (ValueError, TypeError):
             raise ParameterError(
                 f"Parameter {plugin_name}:{key} must be {_type_name(tp)}, got {text[:60]!r}."

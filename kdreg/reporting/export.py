@@ -9,6 +9,7 @@ needs pyarrow (``pip install 'kdreg[export]'``), imported only here.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import sys
 from collections.abc import Iterator
@@ -54,7 +55,7 @@ def _write_text(batches: Iterator[list[dict[str, Any]]], fmt: str, handle: IO[st
     return count
 
 
-def _write_parquet(batches: Iterator[list[dict[str, Any]]], path: Path) -> int:
+def _write_parquet(batches: Iterator[list[dict[str, Any]]], handle: IO[bytes]) -> int:
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -75,7 +76,7 @@ def _write_parquet(batches: Iterator[list[dict[str, Any]]], path: Path) -> int:
     }
     schema = pa.schema([(name, types.get(name, text)) for name in FLAT_COLUMNS])
     count = 0
-    with pq.ParquetWriter(str(path), schema) as writer:
+    with pq.ParquetWriter(handle, schema) as writer:
         for batch in batches:
             columns = {name: [r[name] for r in batch] for name in FLAT_COLUMNS}
             writer.write_table(pa.Table.from_pydict(columns, schema=schema))
@@ -92,11 +93,14 @@ def write_export(store: Any, filters: Filters, fmt: str, out: Path | None) -> in
         return _write_text(batches, fmt, sys.stdout)
     from kdreg.reporting.output_files import database_files, write_file
 
-    def write(path: Path) -> int:
+    def write(handle: IO[bytes]) -> int:
         if fmt == "parquet":
-            return _write_parquet(batches, path)
-        with open(path, "w", encoding="utf-8", newline="") as handle:
-            return _write_text(batches, fmt, handle)
+            return _write_parquet(batches, handle)
+        text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
+        try:
+            return _write_text(batches, fmt, text)
+        finally:
+            text.detach()  # flushes; the handle stays open for write_file to close
 
     count = write_file(out, write, protect=database_files(store))
     return count

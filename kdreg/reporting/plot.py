@@ -26,12 +26,27 @@ def matplotlib_available() -> bool:
     return importlib.util.find_spec("matplotlib") is not None
 
 
+def _keep_matplotlib_cache_in_kdreg() -> None:
+    """Point matplotlib's config and font cache at kdreg's cache folder unless the user chose one.
+
+    matplotlib otherwise writes ``~/.cache/matplotlib`` (its font list), outside
+    ``KDREG_HOME``/``KDREG_CACHE``: a report must leave nothing outside kdreg's folders. Read
+    by matplotlib when it is first imported, so set before that.
+    """
+    import os
+
+    from kdreg.paths import cache_dir
+
+    os.environ.setdefault("MPLCONFIGDIR", str(cache_dir() / "matplotlib"))
+
+
 def plot_report(tables: Sequence[ReportTable], fmt: str = "png") -> bytes:
     """PNG or SVG bytes: x = languages (source first, zero-shot average last), y = mean, bars = std."""
     if fmt not in PLOT_FORMATS:
         raise KdregError(f"Unknown plot format {fmt[:20]!r}; use one of: {', '.join(PLOT_FORMATS)}.")
     if not tables:
         raise KdregError("Nothing to plot: the filters select no results.")
+    _keep_matplotlib_cache_in_kdreg()
     try:
         import matplotlib
 

@@ -45,7 +45,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import DatabaseError, OperationalError, SQLAlchemyError
 
 from kdreg.errors import SchemaError, StoreError
-from kdreg.store.engine import enable_wal, sqlite_path
+from kdreg.store.engine import enable_wal, sqlite_file, sqlite_path
 
 VERSION_TABLE = "kdreg_alembic_version"
 SCHEMA_HEAD = "0004"
@@ -130,7 +130,7 @@ def schema_state(engine: Engine) -> tuple[str | None, str]:
 
 
 def _label(engine: Engine) -> str:
-    path = sqlite_path(str(engine.url))
+    path = sqlite_file(engine.url)
     return str(path) if path else engine.url.render_as_string(hide_password=True)
 
 
@@ -223,7 +223,9 @@ def backup_sqlite(path: Path, revision: str) -> Path:
 
 
 def _upgrade_command(engine: Engine) -> str:
-    return f"kdreg db upgrade --db {shlex.quote(engine.url.render_as_string(hide_password=True))}"
+    path = sqlite_file(engine.url)  # a read-only engine's URI names the same file
+    url = f"sqlite:///{path}" if path is not None else engine.url.render_as_string(hide_password=True)
+    return f"kdreg db upgrade --db {shlex.quote(url)}"
 
 
 def _refusal(engine: Engine, revision: str | None, *, auto_upgrade: bool, adopt_foreign: bool) -> str | None:
@@ -331,6 +333,66 @@ def migrate_database(
         raise StoreError(
             f"Cannot lock {_label(engine)} for migration ({lock}: {exc.strerror or exc})."
         ) from None
+
+
+def check_readable(engine: Engine, *, is_default: bool = False) -> str:
+    """Make sure ``engine``'s database is a kdreg database at head, reading only; return its revision.
+
+    The read commands' check: unlike :func:`ensure_schema` it never creates, upgrades or
+    switches anything (a read-only engine could not anyway), so a database that is empty,
+    somebody else's, behind or newer is refused with what to do, and left exactly as it was.
+    """
+    revision = current_revision(engine)
+    if revision == SCHEMA_HEAD:
+        return revision
+    label = _label(engine)
+    upgrade_command = "kdreg db upgrade" if is_default else _upgrade_command(engine)
+    if revision is None and not _object_names(engine):
+        create = "kdreg run" if is_default else f"kdreg run --db {shlex.quote(label)}"
+        raise SchemaError(
+            f"{label} holds no kdreg data yet (an empty database); read commands never create "
+            f"anything: `{create}` (or `{upgrade_command}`) makes kdreg's tables."
+        )
+    if revision is not None and revision in known_revisions():
+        raise SchemaError(
+            f"{label} is at schema revision {revision}, behind {SCHEMA_HEAD}; read commands never write, "
+            f"so upgrade it first with `{upgrade_command}` (it backs an SQLite file up first)."
+        )
+    reason = _refusal(engine, revision, auto_upgrade=False, adopt_foreign=False)
+    raise SchemaError(reason or f"{label} cannot be read as a kdreg database.")
+
+
+def open_for_reading(url: str, *, is_default: bool) -> tuple[Engine, str]:
+    """A read-only engine on ``url`` and its revision (see :func:`check_readable`).
+
+    The one exception to "reading never writes" is the promise every kdreg makes about the
+    *default* database: one that an older kdreg left behind is upgraded automatically, after
+    a backup copy, by whichever command opens it first. A default database that cannot be
+    written (an archived study) is refused with the command to run, as any other URL is.
+    """
+    from kdreg.store.engine import make_engine
+
+    engine = make_engine(url, read_only=True)
+    try:
+        return engine, check_readable(engine, is_default=is_default)
+    except SchemaError:
+        revision = current_revision(engine) if is_default else None
+        engine.dispose()
+        if revision is None or revision not in known_revisions():
+            raise
+    writable = make_engine(url)
+    try:
+        ensure_schema(writable, auto_upgrade=True)
+    except StoreError:
+        pass  # not writable: the read-only check below refuses it with what to do
+    finally:
+        writable.dispose()
+    engine = make_engine(url, read_only=True)
+    try:
+        return engine, check_readable(engine, is_default=is_default)
+    except BaseException:
+        engine.dispose()
+        raise
 
 
 def ensure_schema(engine: Engine, *, auto_upgrade: bool, adopt_foreign: bool = False) -> str:

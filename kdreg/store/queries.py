@@ -172,6 +172,19 @@ def _language_sort_key(f: Filters, sort: str) -> str:
     return sort
 
 
+MAX_LIMIT = 2**63 - 1
+"""The largest row limit SQL takes (a 64-bit integer); no store holds that many rows anyway."""
+
+
+def check_limit(limit: int | None) -> None:
+    """Refuse a row limit SQL cannot take (``kdreg query -n 99999999999999999999``)."""
+    if limit is not None and not 1 <= limit <= MAX_LIMIT:
+        raise ConfigError(
+            f"--limit {str(limit)[:30]} is out of range: give 1 to {MAX_LIMIT:,} (SQL's largest integer), "
+            "or leave it out (--format csv lists every row)."
+        )
+
+
 def select_run_scores(
     f: Filters, *, sort: str = "run", descending: bool | None = None, limit: int | None = None
 ) -> Select:
@@ -181,6 +194,7 @@ def select_run_scores(
     languages are selected, which asks for runs that have them. When sorting by a run field
     the limit is applied before any result is read, so ``--limit 20`` reads 20 runs' results.
     """
+    check_limit(limit)
     codes = [col.code for col in f.language_columns]
     sort = _language_sort_key(f, sort)
     if sort not in sort_key_names(f):

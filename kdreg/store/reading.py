@@ -5,7 +5,7 @@ Importing the ORM (``sqlalchemy.orm`` and the declarative models) costs about 80
 that and reads need none of it: the statements of :mod:`kdreg.store.queries` are built
 on ``table()``/``column()`` clauses naming the same tables and typed columns as
 :mod:`kdreg.store.schema` (a test keeps the two equal), and :func:`open_reader` opens the
-database with the same engine and schema check as :class:`~kdreg.store.store.Store`.
+database read-only, checked to be at head like :class:`~kdreg.store.store.Store` in read-only mode.
 """
 
 from __future__ import annotations
@@ -58,25 +58,23 @@ class Reader:
 
 
 def open_reader(db: str | None = None) -> Reader:
-    """The database at ``db`` (URL or SQLite path; default as everywhere), checked to be at head.
+    """The database at ``db`` (URL or SQLite path; default as everywhere), opened read-only, at head.
 
-    A missing SQLite file is an error, never created. The default database may be upgraded
-    (after a backup), exactly as :class:`~kdreg.store.store.Store` does.
+    Reading never writes: a missing SQLite file is an error (never created), the engine is
+    read-only (:func:`kdreg.store.engine.make_engine`), and a database that is empty, behind
+    or not kdreg's is refused with what to do (:func:`kdreg.store.migrate.check_readable`),
+    never created — except that the default database is upgraded as everywhere
+    (:func:`kdreg.store.migrate.open_for_reading`). So an archived, read-only study can be read.
     """
     from kdreg.paths import resolve_db_url
-    from kdreg.store.engine import make_engine, sqlite_path
-    from kdreg.store.migrate import ensure_schema
+    from kdreg.store.engine import sqlite_path
+    from kdreg.store.migrate import open_for_reading
 
     url, is_default = resolve_db_url(db)
     path = sqlite_path(url)
     if path is not None and not path.exists():
         raise StoreError(f"No database at {path}; run `kdreg run` first or pass --db.")
-    engine = make_engine(url)
-    try:
-        ensure_schema(engine, auto_upgrade=is_default)
-    except BaseException:
-        engine.dispose()
-        raise
+    engine, _ = open_for_reading(url, is_default=is_default)
     label = str(path) if path else engine.url.render_as_string(hide_password=True)
     return Reader(engine, label)
 

@@ -25,7 +25,7 @@ from kdreg.records import ResultRecord, RunRecord
 from kdreg.store.engine import make_engine, sqlite_path
 from kdreg.store.lifecycle import KeptRun, RunLifecycle
 from kdreg.store.limits import check_lengths
-from kdreg.store.migrate import ensure_schema
+from kdreg.store.migrate import ensure_schema, open_for_reading
 from kdreg.store.schema import Curve, Grid, GridRun, Result, Run
 from kdreg.store.status import CHUNK, RunState, StatusReads
 from kdreg.store.tasks import TaskRecords, TaskRow
@@ -36,13 +36,21 @@ __all__ = ["KeptRun", "ResultRecord", "RunRecord", "RunState", "Store", "TaskRow
 class Store(RunLifecycle, TaskRecords, StatusReads):
     """An opened, schema-checked experiment database."""
 
-    def __init__(self, url: str | None = None, *, create: bool = True) -> None:
+    def __init__(self, url: str | None = None, *, create: bool = True, read_only: bool = False) -> None:
+        """``read_only``: for reads (``kdreg show``); never creates, upgrades or writes anything."""
         self.url, self.is_default = resolve_db_url(url)
         path = sqlite_path(self.url)
-        if not create and path is not None and not path.exists():
+        if (not create or read_only) and path is not None and not path.exists():
             raise StoreError(f"No database at {path}; run `kdreg run` first or pass --db.")
-        self.engine = make_engine(self.url)
-        self.revision = ensure_schema(self.engine, auto_upgrade=self.is_default)
+        if read_only:
+            self.engine, self.revision = open_for_reading(self.url, is_default=self.is_default)
+        else:
+            self.engine = make_engine(self.url)
+            try:
+                self.revision = ensure_schema(self.engine, auto_upgrade=self.is_default)
+            except BaseException:
+                self.engine.dispose()
+                raise
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -185,6 +193,9 @@ class Store(RunLifecycle, TaskRecords, StatusReads):
         return run
 
 
-def open_store(url: str | None = None, *, create: bool = True) -> Store:
-    """Open (creating or upgrading the default database when needed) the experiment store."""
-    return Store(url, create=create)
+def open_store(url: str | None = None, *, create: bool = True, read_only: bool = False) -> Store:
+    """Open (creating or upgrading the default database when needed) the experiment store.
+
+    ``read_only`` opens an existing database for reading only (see :class:`Store`).
+    """
+    return Store(url, create=create, read_only=read_only)

@@ -31,6 +31,11 @@ from kdreg.plugins.spec import Head, LoadedModel, Student, Teacher
 from kdreg_plugins.models.loading import ModelSource, check_available, load_pretrained, model_from_config
 from kdreg_plugins.models.teachers import HFParams, PresetParams
 
+MAX_LAYERS = 1024
+"""The most transformer layers a student may have; no public encoder has more than 48."""
+SMALL_LIMITS = {"layers": MAX_LAYERS, "hidden": 65_536, "heads": 1024, "intermediate": 262_144}
+"""Upper bounds of the small student's geometry: far beyond any encoder, but refused before a grid
+writes anything rather than failing (or exhausting memory) in the run."""
 _LAYER_LIST_NAMES = ("layer", "layers")
 """Names of the encoder's layer list (BERT/XLM-R ``encoder.layer``, DistilBERT ``transformer.layer``)."""
 
@@ -139,8 +144,10 @@ class LayersParams:
     )
 
     def __post_init__(self) -> None:
-        if self.k is not None and self.k < 1:
-            raise ParameterError(f"layers:k must be at least 1, got {self.k}.")
+        if self.k is not None and not 1 <= self.k <= MAX_LAYERS:
+            raise ParameterError(
+                f"layers:k must be 1 to {MAX_LAYERS} (and at most the teacher's layer count), got {self.k}."
+            )
 
 
 class LayersStudent(Student):
@@ -180,9 +187,9 @@ class SmallParams:
     intermediate: int = field(default=1200, metadata={"help": "feed-forward size"})
 
     def __post_init__(self) -> None:
-        for name in ("layers", "hidden", "heads", "intermediate"):
-            if getattr(self, name) < 1:
-                raise ParameterError(f"small:{name} must be at least 1, got {getattr(self, name)}.")
+        for name, most in SMALL_LIMITS.items():
+            if not 1 <= getattr(self, name) <= most:
+                raise ParameterError(f"small:{name} must be 1 to {most:,}, got {getattr(self, name)}.")
         if self.hidden % self.heads:
             raise ParameterError(
                 f"small:hidden={self.hidden} must be a multiple of heads={self.heads} "

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from kdreg.errors import ParameterError
 from kdreg.plugins.spec import Head, LoadedModel, Teacher
 from kdreg_plugins.models.loading import (
     ModelSource,
@@ -26,6 +27,8 @@ from kdreg_plugins.models.loading import (
     load_tokenizer,
 )
 
+MAX_PATH_LENGTH = 1000
+"""Longest ``hf:path`` (the store keeps a plugin's spec in 1,000 characters; hub ids have at most 96)."""
 REVISION_HELP = "hub branch, tag or commit (pins the weights; ignored for a local folder)"
 
 
@@ -40,10 +43,27 @@ class HFParams:
     )
 
     def __post_init__(self) -> None:
+        if not self.path.strip():  # an empty path would quietly mean the current folder
+            raise ParameterError(
+                "hf:path is empty; give a Hugging Face model id (hf:path=namespace/name) or a local "
+                "folder written by save_pretrained (hf:path=/models/my-model)."
+            )
+        if len(self.path) > MAX_PATH_LENGTH:
+            raise ParameterError(
+                f"hf:path is {len(self.path):,} characters ({self.path[:40]!r}...); a hub id or folder has "
+                f"at most {MAX_PATH_LENGTH:,}."
+            )
         # A local folder is recorded by its absolute path, so `hf:path=my-model` typed in two
         # folders is two configs; a hub id (no such folder here) stays as written.
         local = Path(self.path).expanduser()
-        if local.is_dir():
+        try:
+            is_folder = local.is_dir()
+        except OSError as exc:  # e.g. a part longer than the file system allows
+            raise ParameterError(
+                f"hf:path {self.path[:60]!r} is not a usable path ({exc.strerror or exc}); give a hub id "
+                "(namespace/name) or an existing folder."
+            ) from None
+        if is_folder:
             object.__setattr__(self, "path", os.path.abspath(local))
 
 

@@ -175,3 +175,42 @@ def test_help_of_every_command_exits_0_with_nothing_on_stderr(command: list[str]
     assert "Usage:" in done.stdout
     usage = CliRunner().invoke(app, [*command, "--no-such-option"])
     assert usage.exit_code == 2 and "unexpected" not in usage.output
+
+
+# ------------------------------------------- errors once shown as bugs ("unexpected ...", issue 14)
+def here(*args: str, **env: str):  # type: ignore[no-untyped-def]
+    """The command through Typer's CliRunner (same path as the real one, no start-up cost)."""
+    result = CliRunner().invoke(app, list(args), env=env or None)
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+
+def test_a_postgresql_url_with_a_port_that_is_no_number() -> None:
+    message = the_error(here("query", "--db", "postgresql+psycopg://me:secret@db.example:abc/kdreg"))
+    assert "Not a database URL" in message and "the port is a number" in message
+    assert "secret" not in message and "unexpected" not in message
+
+
+def test_a_database_folder_below_a_regular_file(tmp_path: Path, kdreg_home: Path) -> None:
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("x")
+    base = ("run", "--teacher", "synthetic", "--benchmark", "synthetic", "--stage", "none")
+    message = the_error(here(*base, "--db", str(blocker / "sub" / "kdreg.db")))
+    assert f"{blocker} is a file, not a folder" in message and "unexpected" not in message
+    message = the_error(here(*base, KDREG_HOME=str(blocker / "home")))
+    assert f"{blocker} is a file, not a folder" in message and "KDREG_HOME" in message
+    assert blocker.read_text() == "x"
+
+
+def test_a_hundred_thousand_character_hf_path() -> None:
+    message = the_error(here("run", "--teacher", "hf:path=" + "a" * 100_000, "--dry-run"))
+    assert "hf:path is 100,000 characters" in message and "at most 1,000" in message
+    message = the_error(here("run", "--teacher", "hf:path=" + "a" * 300, "--dry-run"))  # one part too long
+    assert "is not a usable path (File name too long)" in message
+
+
+def test_a_limit_beyond_sql_integers(tmp_path: Path) -> None:
+    from kdreg.testing.store_data import seeded_copy
+
+    seeded_copy(tmp_path, tmp_path / "kdreg.db")
+    message = the_error(here("query", "-n", "99999999999999999999", "--db", str(tmp_path / "kdreg.db")))
+    assert "--limit 99999999999999999999 is out of range: give 1 to 9,223,372,036,854,775,807" in message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import threading
 from pathlib import Path
 
@@ -120,8 +121,24 @@ def test_pretraining_hparams_are_checked() -> None:
     for value in (float("nan"), float("inf")):  # TOML spells them nan and inf
         with pytest.raises(ConfigError, match=r"\[finetune\] learning_rate must be a finite number"):
             hparams_from_mapping({"finetune": {"learning_rate": value}})
-    with pytest.raises(ConfigError, match="weight_decay ≥ 0"):
+    with pytest.raises(ConfigError, match=r"weight_decay = -0.1 is out of range: give 0 to 1"):
         hparams_from_mapping({"teacher_finetune": {"weight_decay": -0.1}})
+
+
+@pytest.mark.parametrize(("section", "name", "value", "bound"), [
+    ("finetune", "learning_rate", 1e300, "give 0 to 1 (AdamW"),
+    ("teacher_finetune", "max_steps", 10**30, "give 0 to 1,000,000,000"),
+    ("pretrain", "epochs", 1e300, "give 0 to 10,000"),
+    ("finetune", "batch_size", 2**40, "give 1 to 65,536"),
+    ("pretrain", "language_alpha", 1e300, "give 0 to 10"),
+    ("finetune", "weight_decay", 1e300, "give 0 to 1"),
+])
+def test_absurd_hyper_parameters_are_refused_with_their_bounds(
+    section: str, name: str, value: float, bound: str
+) -> None:
+    """Issue 14: learning_rate = 1e300 trained into NaN and was stored as a failed run."""
+    with pytest.raises(ConfigError, match=rf"\[{section}\] {name} = .* is out of range: {re.escape(bound)}"):
+        hparams_from_mapping({section: {name: value}})
 
 
 class Flores(Benchmark):

@@ -259,8 +259,13 @@ def test_layers_works_for_other_families(family: str, prefix: str, tiny_bert: Pa
 
 
 def test_layers_validates_k(tiny_bert: Path) -> None:
-    with pytest.raises(ParameterError, match="at least 1"):
+    with pytest.raises(ParameterError, match="must be 1 to 1024"):
         registry().resolve("student", "layers:k=0")
+    with pytest.raises(ParameterError, match="must be 1 to 1024"):
+        registry().resolve("student", "layers:k=5000")
+    # issue 14: beyond 64 bits it overflowed in the run and was stored as a failed run
+    with pytest.raises(ParameterError, match=r"layers:k = 9999.* is out of range: it must be an integer"):
+        registry().resolve("student", "layers:k=99999999999999999999999")
     with pytest.raises(ParameterError, match="1 <= k <= 2"):
         LayersStudent(LayersStudent.Params(k=3)).build(teacher_at(tiny_bert), Head("mlm"))
 
@@ -320,8 +325,10 @@ def test_small_and_layers_need_only_the_teacher_contract(tiny_bert: Path, tmp_pa
 def test_small_validates_geometry() -> None:
     with pytest.raises(ParameterError, match="multiple of heads"):
         registry().resolve("student", "small:hidden=100,heads=12")
-    with pytest.raises(ParameterError, match="at least 1"):
+    with pytest.raises(ParameterError, match="small:layers must be 1 to 1,024"):
         registry().resolve("student", "small:layers=0")
+    with pytest.raises(ParameterError, match="small:hidden must be 1 to 65,536"):
+        registry().resolve("student", "small:hidden=99999999,heads=1")
 
 
 def test_layers_refuses_a_model_without_a_layer_list(tiny_bert: Path) -> None:

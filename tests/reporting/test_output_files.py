@@ -7,6 +7,7 @@ import io
 import os
 import stat
 from pathlib import Path
+from typing import IO
 
 import pytest
 from typer.testing import CliRunner
@@ -54,7 +55,10 @@ def test_report_out_refuses_a_folder_whose_report_file_is_the_database(tmp_path:
     before = named_like_a_report.read_bytes()
     one_line_error(kdreg(named_like_a_report, "report", "--out", str(folder)), "database being read")
     assert named_like_a_report.read_bytes() == before
-    assert sorted(p.name for p in folder.iterdir()) == ["report.csv"]  # nothing else written either
+    # nothing else written either, except what a read-only SQLite reader of a WAL database keeps
+    # beside it: an empty -wal and the -shm index (only a writer can remove them)
+    assert {p.name for p in folder.iterdir()} - {"report.csv-wal", "report.csv-shm"} == {"report.csv"}
+    assert not (folder / "report.csv-wal").exists() or (folder / "report.csv-wal").stat().st_size == 0
 
 
 @pytest.mark.parametrize("target", ["", "."])
@@ -89,8 +93,9 @@ def test_a_regular_file_is_replaced_whole_or_not_at_all(tmp_path: Path, db: Path
     out = tmp_path / "results.csv"
     out.write_text("old\n")
 
-    def fails(path: Path) -> None:
-        path.write_text("half")
+    def fails(handle: IO[bytes]) -> None:
+        handle.write(b"half")
+        handle.flush()
         raise OSError(28, "No space left on device")
 
     with pytest.raises(ConfigError, match="No space left"):
@@ -99,3 +104,84 @@ def test_a_regular_file_is_replaced_whole_or_not_at_all(tmp_path: Path, db: Path
     assert kdreg(db, "export", "--seed", "0", "-o", str(out)).exit_code == 0
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert rows and {r["seed"] for r in rows} == {"0"}
+
+
+# --------------------------------------------------------------- planted links (issue 14, item 5)
+def test_a_planted_partial_link_is_never_written_through(tmp_path: Path, db: Path) -> None:
+    """Another user plants OUT.partial -> a file of yours: the export must not overwrite that file."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    out = tmp_path / "results.csv"
+    planted = tmp_path / "results.csv.partial"
+    planted.symlink_to(victim)
+    done = kdreg(db, "export", "-o", str(out))
+    assert done.exit_code == 0, done.output
+    assert victim.read_text() == "precious\n"
+    assert planted.is_symlink() and not out.is_symlink()
+    assert out.read_text().startswith("run_id,")
+    left = {p.name for p in tmp_path.iterdir()} - {"kdreg.db-wal", "kdreg.db-shm"}  # SQLite's own
+    assert left == {"kdreg.db", "results.csv", "results.csv.partial", "victim.txt"}  # no temporary file
+
+
+def test_report_out_never_writes_through_planted_links(tmp_path: Path, db: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    folder = tmp_path / "out"
+    folder.mkdir()
+    names = ["report.md", "report.tex", "report.csv", "report.html", "report.png"]
+    for name in names:
+        (folder / f"{name}.partial").symlink_to(victim)
+    done = kdreg(db, "report", "--out", str(folder))
+    assert done.exit_code == 0, done.output
+    assert victim.read_text() == "precious\n"
+    assert all((folder / name).is_file() and not (folder / name).is_symlink()
+               for name in names if name != "report.png" or (folder / name).exists())
+
+
+@pytest.mark.parametrize("dangling", [False, True])
+def test_an_output_that_is_a_link_to_a_file_is_refused(tmp_path: Path, db: Path, dangling: bool) -> None:
+    victim = tmp_path / "victim.txt"
+    if not dangling:
+        victim.write_text("precious\n")
+    out = tmp_path / "results.csv"
+    out.symlink_to(victim)
+    one_line_error(kdreg(db, "export", "-o", str(out)), "is a symbolic link", "victim.txt")
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "report.csv").symlink_to(victim)
+    one_line_error(kdreg(db, "report", "--out", str(folder)), "is a symbolic link")
+    assert sorted(p.name for p in folder.iterdir()) == ["report.csv"]  # checked before anything is written
+    assert victim.read_text() == "precious\n" if not dangling else not victim.exists()
+
+
+# ------------------------------------------------- kdreg's own files beside the database (item 9)
+@pytest.mark.parametrize("suffix", [".lock", "-wal", "-shm", "-journal", ".bak-0001-20240101T000000000000"])
+def test_files_kdreg_keeps_beside_the_database_are_refused(db: Path, suffix: str) -> None:
+    own = db.with_name(db.name + suffix)
+    if suffix.startswith("."):  # SQLite manages -wal, -shm and -journal itself; kdreg's are planted here
+        own.write_bytes(b"kept")
+    one_line_error(kdreg(db, "export", "-o", str(own)), "a file kdreg keeps beside the database")
+    if suffix.startswith("."):
+        assert own.read_bytes() == b"kept"
+    else:  # SQLite may have made it while reading; the export's CSV must not be in it
+        assert not own.exists() or b"run_id" not in own.read_bytes()
+    assert not list(own.parent.glob("*.partial"))
+
+
+def test_report_keeps_matplotlibs_cache_under_kdregs_cache(tmp_path: Path, db: Path) -> None:
+    """Without MPLCONFIGDIR, matplotlib would write ~/.cache/matplotlib, outside KDREG_HOME."""
+    pytest.importorskip("matplotlib")
+    import subprocess
+    import sys
+
+    home, kdreg_home = tmp_path / "user-home", tmp_path / "kdreg-home"
+    home.mkdir()
+    unset = ("MPLCONFIGDIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "KDREG_CACHE")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    env.update(HOME=str(home), KDREG_HOME=str(kdreg_home))
+    command = [sys.executable, "-m", "kdreg", "report", "--db", str(db), "--out", str(tmp_path / "out")]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "report.png").is_file()
+    assert list(home.rglob("*")) == []
+    assert any((kdreg_home / "cache" / "matplotlib").iterdir())  # its font cache

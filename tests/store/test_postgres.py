@@ -342,6 +342,32 @@ def test_cli_db_current_and_query_by_url(new_database: Callable[[], str]) -> Non
         assert [r["seed"] for r in json.loads(out or "[]")] == seeds, (since, out, err)
 
 
+def test_read_commands_never_create_the_schema_and_read_in_read_only_sessions(
+    new_database: Callable[[], str]
+) -> None:
+    """Read commands on an empty database say so (and leave it empty); their sessions cannot write."""
+    url = new_database()
+    for command in (("query",), ("show", "1"), ("report",), ("export",)):
+        code, _, err = cli(*command, "--db", url)
+        assert code == 1 and "holds no kdreg data yet" in err and err.count("\n") == 1, (command, err)
+    engine = make_engine(url)
+    try:
+        assert inspect(engine).get_table_names() == []
+    finally:
+        engine.dispose()
+
+    open_store(url).close()  # kdreg's tables, created by a write command
+    from kdreg.store.reading import open_reader
+
+    reader = open_reader(url)
+    try:
+        with reader.engine.connect() as conn:
+            with pytest.raises(Exception, match="read-only transaction"):
+                conn.execute(text("DELETE FROM runs"))
+    finally:
+        reader.close()
+
+
 # ----------------------------------------------------------------------------- old revisions
 def test_database_at_0001_is_refused_then_upgraded_with_its_rows(new_database: Callable[[], str]) -> None:
     url = new_database()
