@@ -29,7 +29,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 from kdreg.plugins import spec as contract
 
@@ -226,7 +226,7 @@ ATTRIBUTES: dict[str, tuple[str, ...]] = {
 
 HEAVY = ("torch", "transformers", "datasets")
 """Libraries a plugin module should import lazily (inside the methods that need them)."""
-OUTPUTS = frozenset({"logits", "hidden_states", "attentions", "queries", "keys", "values"})
+OUTPUTS = frozenset(get_args(contract.Output))
 METRICS = frozenset({"accuracy", "macro_f1"})
 EVAL_SPLITS = frozenset({"validation", "test"})
 
