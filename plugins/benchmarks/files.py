@@ -132,11 +132,15 @@ class LocalFiles(Benchmark):
             )
         unknown = [f for f in self._data.languages if f not in self._codes and resolve_language(f) is None]
         if unknown:
+            import importlib.util
+
             pairs = "+".join(f"{folder}:<code>" for folder in unknown)
+            names = "" if importlib.util.find_spec("language_data") else (
+                " (language names need the language_data package: pip install 'langcodes[data]')")
             raise DataError(
                 f"files: cannot tell which language the folder(s) {', '.join(map(repr, unknown))} in {root} "
-                "hold: neither an ISO 639 code nor a language name; rename each to its code (e.g. de, deu or "
-                f"deu_Latn) or give the codes with files:codes={pairs}."
+                f"hold: neither an ISO 639 code nor a language name{names}; rename each to its code "
+                f"(e.g. de, deu or deu_Latn) or give the codes with files:codes={pairs}."
             )
 
     def normalize_language(self, code: str) -> str:
