@@ -43,6 +43,8 @@ broken-missing = "kdreg_broken_plugins.losses:MissingCompute"
 broken-nan = "kdreg_broken_plugins.losses:NotFinite"
 broken-import = "kdreg_broken_plugins.unimportable:Anything"
 broken-heavy = "kdreg_broken_plugins.heavy:HeavyAtImport"
+broken-heads = "kdreg_broken_plugins.heads:TwelveHeads"
+fitted-heads = "kdreg_broken_plugins.heads:FittedHeads"
 """
 
 BROKEN_LOSSES = '''
@@ -82,6 +84,40 @@ class HeavyAtImport(Loss):
         return torch.nn.functional.mse_loss(student.logits, teacher.logits.detach())
 '''
 
+HEADS = '''
+"""A loss whose prepare refuses every model without its number of heads (12 by default)."""
+from dataclasses import dataclass
+
+from kdreg.errors import IncompatiblePluginsError
+from kdreg.plugins.spec import CheckSetup, Loss
+
+
+@dataclass(frozen=True)
+class HeadsParams:
+    heads: int = 12
+
+
+class TwelveHeads(Loss):
+    """Attention-map MSE, head by head."""
+
+    Params = HeadsParams
+    needs = frozenset({"attentions"})
+
+    def prepare(self, teacher, student, stage):
+        if student.num_heads != self.params.heads:
+            have = student.num_heads
+            raise IncompatiblePluginsError(f"needs {self.params.heads} heads, the student has {have}")
+
+    def compute(self, student, teacher, batch):
+        return (student.attentions[-1] - teacher.attentions[-1].detach()).pow(2).mean()
+
+
+class FittedHeads(TwelveHeads):
+    """The same, declaring the parameters its conformance checks should use."""
+
+    check_setup = CheckSetup(params="heads=2")
+'''
+
 UNIMPORTABLE = 'raise ImportError("kdreg-broken-plugins: this module is broken on purpose")\n'
 
 SKIP_BUILD_OUTPUT = shutil.ignore_patterns("build", "*.egg-info", "__pycache__", ".pytest_cache")
@@ -119,6 +155,7 @@ def authoring(tmp_path_factory: pytest.TempPathFactory,
     (broken / "kdreg_broken_plugins" / "losses.py").write_text(BROKEN_LOSSES)
     (broken / "kdreg_broken_plugins" / "unimportable.py").write_text(UNIMPORTABLE)
     (broken / "kdreg_broken_plugins" / "heavy.py").write_text(HEAVY)
+    (broken / "kdreg_broken_plugins" / "heads.py").write_text(HEADS)
     site = base / "site"
     pip_install(site, scaffold, example, broken)
     return {"site": site, "scaffold": scaffold, "example": example}
@@ -206,6 +243,18 @@ def test_plugins_check_table_and_exit_code(authoring: dict[str, Path]) -> None:
     assert "contract: compute" in done.stdout and "compute(self, student, teacher)" in done.stdout
     assert "FAILS loss broken-signature" in done.stdout
     assert "No loss plugin named 'no-such-plugin'" in done.stdout
+
+
+def test_a_loss_that_refuses_the_check_models_fails_until_it_declares_why(authoring: dict[str, Path]) -> None:
+    """A skipped behaviour check is not a pass: its maths never ran (issue 16 §3)."""
+    done = run("-m", "kdreg", "plugins", "check", "broken-heads", "fitted-heads", "--kind", "loss",
+               site=authoring["site"])
+    assert done.returncode == 1
+    assert "FAILS loss broken-heads: 15 passed, 2 failed, 0 skipped" in done.stdout
+    assert "conforms loss fitted-heads" in done.stdout
+    fix = [line for line in done.stdout.splitlines() if line.startswith("  loss: finetune:")]
+    assert len(fix) == 1 and "needs 12 heads, the student has 2" in fix[0]
+    assert "check_setup = CheckSetup(" in fix[0] and "skips={'loss: finetune'" in fix[0]
 
 
 def test_the_scaffold_and_the_example_pass_their_own_tests(authoring: dict[str, Path]) -> None:
@@ -296,6 +345,26 @@ def test_every_kind_scaffolds_a_conforming_plugin(
     params = {"path": tiny_bert} if kind == "teacher" else None
     teacher = f"hf:path={tiny_bert}" if kind == "student" else None
     assert_plugin_conforms(kind, cls, params, teacher=teacher)
+
+
+def test_scaffolds_are_described_for_the_kind_and_name_asked_for(tmp_path: Path) -> None:
+    import ast
+
+    from kdreg.cli.plugins_dev import write_plugin_package
+    from kdreg.plugins.spec import KINDS
+
+    summaries = {}
+    for kind in KINDS:
+        write_plugin_package(kind, f"word-{kind}", tmp_path / kind)
+        module = ast.parse((tmp_path / kind / "src" / f"kdreg_word_{kind}" / "plugin.py").read_text())
+        classes = [node for node in module.body if isinstance(node, ast.ClassDef)]
+        summary = (ast.get_docstring(classes[-1]) or "").splitlines()[0]  # what `kdreg plugins` shows
+        assert f"word-{kind}" in summary and kind in summary, summary
+        assert (ast.get_docstring(module) or "").startswith(summary)
+        assert summary in (tmp_path / kind / "README.md").read_text()
+        summaries[kind] = summary
+    assert "squared" not in summaries["loss"].lower()  # the example's formula is not the plugin's summary
+    assert len(set(summaries.values())) == len(KINDS)
 
 
 def test_new_refuses_a_non_empty_folder_and_bad_names(tmp_path: Path, kdreg_cli: Callable[..., Any]) -> None:

@@ -36,11 +36,14 @@ max_length = 24
 """
 
 
-def write_benchmark(root: Path) -> Path:
-    """A two-topic task: topic 0 uses words w0–w29, topic 1 words w30–w59 (every language alike)."""
+def write_benchmark(root: Path, languages: tuple[str, ...] = LANGUAGES) -> Path:
+    """A two-topic task: topic 0 uses words w0–w29, topic 1 words w30–w59 (every language alike).
+
+    The first of ``languages`` is the source (the only one with a train split).
+    """
     rng = random.Random(0)
-    for language in LANGUAGES:
-        for split, n in (("train", 48 if language == "en" else 0), ("dev", 16), ("test", 16)):
+    for language in languages:
+        for split, n in (("train", 48 if language == languages[0] else 0), ("dev", 16), ("test", 16)):
             if n == 0:
                 continue
             folder = root / language

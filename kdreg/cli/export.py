@@ -30,7 +30,7 @@ from kdreg.cli.options import (
     check_format,
     filters_from_options,
 )
-from kdreg.cli.output import err_console
+from kdreg.cli.output import err_console, print_hints
 
 EXPORT_FORMATS = ("csv", "jsonl", "parquet")
 
@@ -101,13 +101,18 @@ def export(
         until=until,
     )
     from kdreg.reporting.export import write_export
+    from kdreg.store.hints import explain_no_match
     from kdreg.store.reading import open_reader
 
     store = open_reader(db)
+    hints: list[str] = []
     try:
         count = write_export(store, filters, fmt, out)
+        if not count:
+            hints = explain_no_match(store, filters)
     finally:
         store.close()
+    print_hints(hints)
     if out is not None:
         err_console.print(f"{count} results → {out}")
 

@@ -30,6 +30,12 @@ def print_error(message: str) -> None:
     err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False, soft_wrap=True)
 
 
+def print_hints(lines: Sequence[str]) -> None:
+    """Lines saying why nothing matched (e.g. the languages the store has), on stderr."""
+    for line in lines:
+        err_console.print(escape(line), highlight=False, soft_wrap=True)
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""

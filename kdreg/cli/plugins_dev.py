@@ -32,12 +32,13 @@ USAGE: dict[str, str] = {
     "corpus": "kdreg run --teacher mbert --corpus $name --stage pretrain",
 }
 SUMMARIES: dict[str, str] = {
-    "teacher": "A teacher loaded from a saved folder or the hub.",
-    "student": "A student with the teacher's architecture and its first layers.",
-    "loss": "Mean squared error between softened teacher and student distributions.",
-    "benchmark": "A toy sentiment task in English and German.",
-    "corpus": "A toy corpus of English and German sentences.",
+    "teacher": "The $name teacher: pre-trained weights from a saved folder or the hub.",
+    "student": "The $name student: the teacher's architecture with its first layers.",
+    "loss": "The $name distillation loss (say here what it computes).",
+    "benchmark": "The $name benchmark: a labelled task in several languages (say here which).",
+    "corpus": "The $name corpus: unlabeled text per language (say here where it comes from).",
 }
+"""The generated plugin's one-line summary (what `kdreg plugins` shows), for the kind and name asked for."""
 TEST_PARAMS: dict[str, str] = {
     "teacher": "    from kdreg.testing.tiny import save_tiny_bert\n\n"
     '    return {"path": save_tiny_bert(tmp_path_factory.mktemp("tiny-teacher"))}',
@@ -143,6 +144,11 @@ def _print_reports(reports: list[dict[str, Any]]) -> None:
             highlight=False,
             soft_wrap=True,
         )
+        # Each failure once more on one unfolded line: a narrow table folds the reason, which
+        # is where the check says what to change.
+        for c in r["checks"]:
+            if c["status"] == "fail":
+                console.print(f"  {c['check']}: {c['reason']}", markup=False, highlight=False, soft_wrap=True)
 
 
 # ------------------------------------------------------------------------ new
@@ -178,7 +184,7 @@ def write_plugin_package(kind: str, name: str, target: Path) -> list[Path]:
     from kdreg.errors import ConfigError
 
     values = package_names(kind, name)
-    values["summary"] = SUMMARIES[kind]
+    values["summary"] = Template(SUMMARIES[kind]).substitute(values)
     values["kdreg_version"] = __version__
     values["usage"] = Template(USAGE[kind]).substitute(values)
     values["params_body"] = TEST_PARAMS.get(kind, "    return None")

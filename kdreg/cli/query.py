@@ -34,7 +34,7 @@ from kdreg.cli.options import (
     check_format,
     filters_from_options,
 )
-from kdreg.cli.output import err_console, render_rows
+from kdreg.cli.output import err_console, print_hints, render_rows
 
 SortOption = Annotated[
     str,
@@ -195,6 +195,7 @@ def query(
         since=since,
         until=until,
     )
+    from kdreg.store.hints import explain_no_match
     from kdreg.store.queries import open_reader, read_connection, select_run_scores
 
     codes = [col.code for col in filters.language_columns]
@@ -203,6 +204,7 @@ def query(
     shown = limit if limit is not None or fmt != "table" else TABLE_ROWS
     limit = shown + 1 if limit is None and shown is not None else limit
     store = open_reader(db)
+    hints: list[str] = []
     try:
         if group_seeds:
             from kdreg.reporting.aggregate import seed_groups
@@ -218,11 +220,15 @@ def query(
                 found = [dict(r) for r in conn.execute(stmt).mappings()]
             rows, columns = run_rows(found, codes, fmt)
             what = "runs"
+        if not rows:
+            hints = explain_no_match(store, filters)
     finally:
         store.close()
-    if not rows and fmt == "table":
-        err_console.print(f"No {what} match in {store.label}.")
-        return
+    if not rows:
+        print_hints(hints)
+        if fmt == "table":
+            err_console.print(f"No {what} match in {store.label}.")
+            return
     more = shown is not None and len(rows) > shown
     rows = rows[:shown] if shown is not None else rows
     title = None

@@ -32,7 +32,7 @@ from kdreg.cli.options import (
     check_format,
     filters_from_options,
 )
-from kdreg.cli.output import console, err_console
+from kdreg.cli.output import console, err_console, print_hints
 
 REPORT_FORMATS = ("terminal", "markdown", "latex", "csv", "html")
 
@@ -163,14 +163,19 @@ def report(
         keep_unset=baselines,
     )
     from kdreg.reporting.report import build_report
+    from kdreg.store.hints import explain_no_match
     from kdreg.store.queries import open_reader
 
     store = open_reader(db)
+    hints: list[str] = []
     try:
         tables = build_report(store, filters, scale=scale, digits=digits)
+        if not tables:
+            hints = explain_no_match(store, filters)
     finally:
         store.close()
     if not tables:
+        print_hints(hints)
         err_console.print(f"No results match in {store.label} (report counts succeeded runs; see --status).")
         return
     if out is not None:

@@ -87,18 +87,22 @@ class Device:
 
 
 def forward(model: Any, batch: dict[str, Any], needs: frozenset[str]) -> ModelOutputs:
-    """Run ``model`` asking only for the outputs in ``needs``."""
+    """Run ``model`` asking only for the outputs in ``needs`` (queries/keys/values through hooks)."""
+    from kdreg.pipeline.projections import capture_projections
+
     inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}
-    out = model(
-        **inputs,
-        output_hidden_states="hidden_states" in needs,
-        output_attentions="attentions" in needs,
-        return_dict=True,
-    )
+    with capture_projections(model, needs) as projected:
+        out = model(
+            **inputs,
+            output_hidden_states="hidden_states" in needs,
+            output_attentions="attentions" in needs,
+            return_dict=True,
+        )
     return ModelOutputs(
         logits=out.logits if "logits" in needs else None,
         hidden_states=tuple(out.hidden_states) if "hidden_states" in needs else None,
         attentions=tuple(out.attentions) if "attentions" in needs else None,
+        **{name: tuple(tensors) for name, tensors in projected.items()},
     )
 
 

@@ -32,7 +32,7 @@ import traceback
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import metadata
-from typing import Any
+from typing import Any, get_args
 
 from kdreg.errors import (
     ContractError,
@@ -148,7 +148,7 @@ def contract_problems(kind: str, obj: Any) -> list[str]:
         problems.append("member 'Params' must be a dataclass")
     if kind == "loss":
         needs = getattr(obj, "needs", frozenset())
-        bad = set(needs) - {"logits", "hidden_states", "attentions"}
+        bad = set(needs) - set(get_args(contract.Output))
         if bad:
             problems.append(f"member 'needs' names unknown outputs {sorted(bad)}")
     return problems

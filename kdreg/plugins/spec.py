@@ -25,7 +25,7 @@ this module stays cheap.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ KINDS: dict[str, str] = {
 """Plugin kind → entry-point group."""
 
 Split = Literal["train", "validation", "test"]
-Output = Literal["logits", "hidden_states", "attentions"]
+Output = Literal["logits", "hidden_states", "attentions", "queries", "keys", "values"]
 
 
 # --------------------------------------------------------------------- values
@@ -90,12 +90,17 @@ class ModelOutputs:
     """A forward pass as a loss sees it; outputs the loss did not declare in ``needs`` are None.
 
     ``hidden_states`` holds the embedding output then every layer ([batch, tokens, width]);
-    ``attentions`` holds every layer's attention probabilities ([batch, heads, tokens, tokens]).
+    ``attentions`` holds every layer's attention probabilities ([batch, heads, tokens, tokens]);
+    ``queries``, ``keys`` and ``values`` hold every layer's self-attention projections, split
+    into the model's heads ([batch, heads, tokens, head_dim]; before scaling, after the bias).
     """
 
     logits: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
+    queries: tuple[torch.Tensor, ...] | None = None
+    keys: tuple[torch.Tensor, ...] | None = None
+    values: tuple[torch.Tensor, ...] | None = None
 
 
 @dataclass
@@ -126,6 +131,25 @@ class NoParams:
     """The parameters of a plugin that declares none."""
 
 
+@dataclass(frozen=True)
+class CheckSetup:
+    """How the conformance checks (``kdreg plugins check``, ``kdreg.testing``) should exercise a plugin.
+
+    The checks run a plugin on tiny real inputs; a behaviour check the plugin refuses is a
+    failure, since its code never ran. A plugin whose defaults do not fit the tiny inputs
+    says here what does, or why a check cannot apply to it.
+    """
+
+    params: str | Mapping[str, Any] | None = None
+    """Parameters to check with when none are given ('heads=2' or a mapping); None: the defaults."""
+    teacher: ModelGeometry | None = None
+    """Loss checks: the teacher's sizes (default vocabulary 40, width 16, 4 layers, 2 heads)."""
+    student: ModelGeometry | None = None
+    """Loss checks: the student's sizes (default the teacher's, with 2 layers)."""
+    skips: Mapping[str, str] = field(default_factory=dict)
+    """Check name → why it cannot apply, e.g. {'loss: pretrain': 'class labels only'}: a declared refusal."""
+
+
 # ---------------------------------------------------------------- base class
 class Plugin:
     """Common to every kind: declared parameters and a one-line summary."""
@@ -134,6 +158,8 @@ class Plugin:
     """A (frozen) dataclass of typed parameters with defaults."""
     summary: ClassVar[str] = ""
     """One line shown by ``kdreg plugins``; the docstring's first line when empty."""
+    check_setup: ClassVar[CheckSetup | None] = None
+    """What kdreg's conformance checks should use or skip (see CheckSetup); None: the defaults."""
 
     def __init__(self, params: Any = None) -> None:
         self.params = params if params is not None else self.Params()
@@ -164,7 +190,8 @@ class Loss(Plugin):
     """A training objective for the student (``kdreg.losses``)."""
 
     needs: ClassVar[frozenset[str]] = frozenset({"logits"})
-    """Model outputs read: any of 'logits', 'hidden_states', 'attentions'; only those are computed."""
+    """Model outputs read: any of 'logits', 'hidden_states', 'attentions', 'queries', 'keys', 'values';
+    only those are computed (queries/keys/values through forward hooks on the attention projections)."""
     uses_teacher: ClassVar[bool] = True
     """False for hard-label losses, so no teacher forward pass is spent on them."""
 

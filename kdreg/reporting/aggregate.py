@@ -103,6 +103,8 @@ class SeedGroup:
     zero_shot: Aggregate | None = None
     setups: int = 1
     """Distinct hyper-parameter settings among the runs (1: they differ only by seed)."""
+    spellings: dict[str, str] = field(default_factory=dict)
+    """Normalised code → the benchmark's own spelling of it, where it has exactly one."""
 
     @property
     def mixed(self) -> bool:
@@ -184,15 +186,25 @@ def seed_groups(source: Any, filters: Filters, metric: str, split: str) -> list[
     runs with the same teacher, student, stage, loss, benchmark and corpus (display forms,
     parameters included).
     """
-    from kdreg.store.queries import GROUP_KEY, select_language_sums, select_zero_shot_sums
+    from kdreg.store.queries import (
+        GROUP_KEY,
+        select_language_spellings,
+        select_language_sums,
+        select_zero_shot_sums,
+    )
 
-    zero_shot_rows, language_rows = fetch_all(
+    zero_shot_rows, language_rows, spelling_rows = fetch_all(
         source,
         [
             select_zero_shot_sums(filters, metric, split, GROUP_KEY),
             select_language_sums(filters, metric, split, GROUP_KEY),
+            select_language_spellings(filters, metric, split, GROUP_KEY),
         ],
     )
+    spellings: dict[str | None, dict[str, str]] = {}
+    for row in spelling_rows:
+        if row["first"] == row["last"]:
+            spellings.setdefault(row["benchmark_spec"], {})[row["lang"]] = row["first"]
     groups: dict[int, dict[str, Any]] = {}
     for row in zero_shot_rows:
         groups[row["gid"]] = {
@@ -202,6 +214,7 @@ def seed_groups(source: Any, filters: Filters, metric: str, split: str) -> list[
             "setups": row["setups"] or 1,
             "zero_shot": Aggregate.from_sums(row["n"], row["mean"], row["sumsq"]),
             "languages": {},
+            "spellings": spellings.get(row["benchmark_spec"], {}),
         }
     for row in language_rows:
         group = groups.get(row["gid"])

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kdreg.errors import ConfigError
+from kdreg.languages import looks_like_code
 from kdreg.reporting.aggregate import Aggregate, SeedGroup, seed_groups
 from kdreg.store.filters import Filters
 
@@ -79,6 +80,21 @@ def _label_columns(groups: Sequence[SeedGroup]) -> tuple[str, ...]:
     return tuple(columns)
 
 
+def language_header(code: str, groups: Sequence[SeedGroup]) -> str:
+    """What a language column is headed with: its code, or the benchmark's name for it.
+
+    Codes are shown normalised (``de`` for ``deu_Latn``, so XNLI and SIB-200 tables line up);
+    a language the benchmark spells by name (a ``files`` folder ``toba_batak``) keeps that
+    name, which says more than its code ``bbc``.
+    """
+    spelled = {g.spellings.get(code) for g in groups}
+    if len(spelled) == 1:
+        spelling = spelled.pop()
+        if spelling and not looks_like_code(spelling):
+            return spelling
+    return code
+
+
 def _best(rows: Sequence[ReportRow], column: int) -> frozenset[int]:
     means = [(r.cells[column].mean, i) for i, r in enumerate(rows) if r.cells[column] is not None]
     if not means:
@@ -98,7 +114,7 @@ def build_table(
     first = groups[0]
     targets = list(languages) or sorted({lang for g in groups for lang in g.languages})
     sources = sorted({g.source_lang for g in groups if g.source_lang})
-    source_header = f"{sources[0]} (source)" if len(sources) == 1 else "source"
+    source_header = f"{language_header(sources[0], groups)} (source)" if len(sources) == 1 else "source"
     label_columns = _label_columns(groups)
     rows: list[ReportRow] = []
     notes: list[str] = []
@@ -134,7 +150,7 @@ def build_table(
         split=first.split,
         label_columns=label_columns,
         keys=("source", *targets, ZERO_SHOT),
-        headers=(source_header, *targets, "zero-shot avg"),
+        headers=(source_header, *(language_header(lang, groups) for lang in targets), "zero-shot avg"),
         rows=tuple(rows),
         best=best,
         scale=scale,

@@ -285,6 +285,30 @@ def select_language_sums(f: Filters, metric: str, split: str, key: Sequence[str]
     return stmt
 
 
+def select_language_spellings(f: Filters, metric: str, split: str,
+                              key: Sequence[str] = GROUP_KEY) -> Select:
+    """Per (benchmark, normalised code): the benchmark's own spellings (min and max), for headers.
+
+    Read from one run per group (the spelling is the benchmark's, the same in every run of
+    it), so this costs a few index lookups per group rather than a scan of the results.
+    """
+    representatives = select(func.min(runs.c.id)).where(*run_conditions(f)).group_by(
+        *(runs.c[name] for name in key)
+    )
+    r = results.alias("r")
+    return (
+        select(
+            runs.c.benchmark_spec,
+            r.c.lang,
+            func.min(r.c.language).label("first"),
+            func.max(r.c.language).label("last"),
+        )
+        .select_from(r.join(runs, runs.c.id == r.c.run_id))
+        .where(r.c.run_id.in_(representatives), r.c.metric == metric, r.c.split == split)
+        .group_by(runs.c.benchmark_spec, r.c.lang)
+    )
+
+
 def select_zero_shot_sums(f: Filters, metric: str, split: str, key: Sequence[str] = GROUP_KEY) -> Select:
     """Per group: its id and key, #runs, #distinct seeds, #distinct hyper-parameter settings, and
     count/mean/sum of squares of the runs' zero-shot averages (each run's mean over all its

@@ -4,11 +4,13 @@ The inputs are shaped like the pipeline's (see :mod:`kdreg.pipeline.training`):
 
 * a **loss** gets random ``ModelOutputs`` with only the outputs in ``needs`` set, a
   teacher with 4 layers and a student with 2 (same width, heads and vocabulary, like a
-  ``layers`` student), in both stages: fine-tuning (class logits ``[batch, labels]``) and
-  pretraining (masked-LM logits ``[batch, tokens, vocab]``, labels -100 where nothing is
-  predicted). It must return a finite scalar whose gradient reaches the student's outputs
-  and not the teacher's — teacher tensors here *require* grad on purpose, so a loss that
-  forgets to detach them is caught;
+  ``layers`` student; a plugin's ``check_setup`` may give other sizes), in both stages:
+  fine-tuning (class logits ``[batch, labels]``) and pretraining (masked-LM logits
+  ``[batch, tokens, vocab]``, labels -100 where nothing is predicted). It must return a
+  finite scalar whose gradient reaches the student's outputs and not the teacher's —
+  teacher tensors here *require* grad on purpose, so a loss that forgets to detach them
+  is caught. A ``prepare`` that refuses these models fails the check (its maths never
+  ran) unless ``check_setup.skips`` declares why it cannot apply;
 * a **benchmark** must yield valid examples for every language in every evaluation split,
   and training examples in its source language;
 * a **corpus** must yield text for every language, the same lines on every call;
@@ -21,7 +23,7 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-from kdreg.plugins.spec import LossBatch, ModelGeometry, ModelOutputs
+from kdreg.plugins.spec import CheckSetup, LossBatch, ModelGeometry, ModelOutputs
 from kdreg.testing.checks import CheckContext, CheckFailed, CheckSkipped, describe_exception
 from kdreg.testing.model_checks import check_student, check_teacher
 
@@ -32,25 +34,29 @@ LENGTHS = (6, 4, 5)
 
 
 # ------------------------------------------------------------------------ loss
-def _outputs(needs: frozenset[str], stage: str, layers: int, seed: int) -> ModelOutputs:
+def _outputs(needs: frozenset[str], stage: str, geometry: ModelGeometry, seed: int) -> ModelOutputs:
     """Random leaf tensors (requiring grad) for the outputs in ``needs``; the others None."""
     import torch
 
     gen = torch.Generator().manual_seed(seed)
+    layers, width, heads = geometry.num_layers, geometry.hidden_size, geometry.num_heads
 
     def leaf(*shape: int, softmax: bool = False) -> torch.Tensor:
         value = torch.randn(*shape, generator=gen)
         return (value.softmax(-1) if softmax else value).requires_grad_(True)
 
-    logits_shape = (BATCH, LABELS) if stage == "finetune" else (BATCH, TOKENS, VOCAB)
+    def per_layer(name: str, *shape: int, softmax: bool = False, count: int = layers) -> Any:
+        return tuple(leaf(*shape, softmax=softmax) for _ in range(count)) if name in needs else None
+
+    logits_shape = (BATCH, LABELS) if stage == "finetune" else (BATCH, TOKENS, geometry.vocab_size)
+    head_dim = max(1, width // heads)
     return ModelOutputs(
         logits=leaf(*logits_shape) if "logits" in needs else None,
-        hidden_states=tuple(leaf(BATCH, TOKENS, WIDTH) for _ in range(layers + 1))
-        if "hidden_states" in needs
-        else None,
-        attentions=tuple(leaf(BATCH, HEADS, TOKENS, TOKENS, softmax=True) for _ in range(layers))
-        if "attentions" in needs
-        else None,
+        hidden_states=per_layer("hidden_states", BATCH, TOKENS, width, count=layers + 1),
+        attentions=per_layer("attentions", BATCH, heads, TOKENS, TOKENS, softmax=True),
+        queries=per_layer("queries", BATCH, heads, TOKENS, head_dim),
+        keys=per_layer("keys", BATCH, heads, TOKENS, head_dim),
+        values=per_layer("values", BATCH, heads, TOKENS, head_dim),
     )
 
 
@@ -76,30 +82,53 @@ def _tensors(outputs: ModelOutputs | None) -> list[tuple[str, Any]]:
     named: list[tuple[str, Any]] = []
     if outputs.logits is not None:
         named.append(("logits", outputs.logits))
-    for field_name in ("hidden_states", "attentions"):
+    for field_name in ("hidden_states", "attentions", "queries", "keys", "values"):
         for index, tensor in enumerate(getattr(outputs, field_name) or ()):
             named.append((f"{field_name}[{index}]", tensor))
     return named
 
 
-def exercise_loss(loss: Any, stage: str) -> str:
-    """prepare + compute + backward on a tiny batch; the pass reason, or CheckFailed/CheckSkipped."""
+def _geometry_text(g: ModelGeometry) -> str:
+    return f"vocabulary {g.vocab_size}, width {g.hidden_size}, {g.num_layers} layers, {g.num_heads} heads"
+
+
+def exercise_loss(loss: Any, stage: str, setup: CheckSetup | None = None) -> str:
+    """prepare + compute + backward on a tiny batch; the pass reason, or CheckFailed/CheckSkipped.
+
+    A loss whose ``prepare`` refuses the tiny models fails (its maths never ran) unless its
+    ``check_setup`` declares that refusal in ``skips``; ``check_setup`` may also give the
+    geometry to use instead.
+    """
     import torch
 
     from kdreg.errors import IncompatiblePluginsError
 
+    setup = setup or CheckSetup()
     needs = frozenset(loss.needs)
     uses_teacher = bool(loss.uses_teacher)
-    student_geometry = ModelGeometry(VOCAB, WIDTH, STUDENT_LAYERS, HEADS)
-    teacher_geometry = ModelGeometry(VOCAB, WIDTH, TEACHER_LAYERS, HEADS) if uses_teacher else None
+    student_geometry = setup.student or ModelGeometry(VOCAB, WIDTH, STUDENT_LAYERS, HEADS)
+    teacher_geometry = setup.teacher or ModelGeometry(VOCAB, WIDTH, TEACHER_LAYERS, HEADS)
+    if not uses_teacher:
+        teacher_geometry = None
+    row = f"loss: {stage}"
     try:
         extra = loss.prepare(teacher_geometry, student_geometry, stage)
     except IncompatiblePluginsError as exc:
-        raise CheckSkipped(f"prepare refuses the {stage} stage: {exc}") from None
+        refusal = str(exc).strip().rstrip(".")
+        if row in setup.skips:
+            raise CheckSkipped(f"declared by the plugin: {setup.skips[row]} (prepare: {refusal})") from None
+        models = f"student {_geometry_text(student_geometry)}" + (
+            f"; teacher {_geometry_text(teacher_geometry)}" if teacher_geometry else "")
+        raise CheckFailed(
+            f"prepare refused the check's tiny models in the {stage} stage ({models}), so compute never ran: "
+            f"{refusal}. To fix, set check_setup = CheckSetup(...) on the class (kdreg.plugins.spec): "
+            "params= or teacher=/student=ModelGeometry(...) that fit, "
+            f"or skips={{{row!r}: '<why it cannot apply>'}}"
+        ) from None
     if extra is not None and not isinstance(extra, torch.nn.Module):
         raise CheckFailed(f"prepare must return a torch.nn.Module or None, not {type(extra).__name__}")
-    student = _outputs(needs, stage, STUDENT_LAYERS, seed=1)
-    teacher = _outputs(needs, stage, TEACHER_LAYERS, seed=2) if uses_teacher else None
+    student = _outputs(needs, stage, student_geometry, seed=1)
+    teacher = _outputs(needs, stage, teacher_geometry, seed=2) if teacher_geometry else None
     try:
         value = loss.compute(student, teacher, _loss_batch(stage))
     except Exception as exc:
@@ -158,7 +187,7 @@ def _gradient_report(number: float, student: ModelOutputs, teacher: ModelOutputs
 def check_loss(ctx: CheckContext) -> None:
     for stage in ("finetune", "pretrain"):
         with ctx.row(f"loss: {stage}") as note:
-            note[0] = exercise_loss(ctx.instance, stage)
+            note[0] = exercise_loss(ctx.instance, stage, ctx.setup)
 
 
 # ------------------------------------------------------------------- benchmark

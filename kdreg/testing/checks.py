@@ -29,7 +29,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 from kdreg.plugins import spec as contract
 
@@ -42,7 +42,8 @@ class CheckResult:
     passed: bool
     reason: str = ""
     skipped: bool = False
-    """A check that could not apply (e.g. a loss that refuses the pretraining stage); never a failure."""
+    """A check that could not apply (a refusal the plugin declares in ``check_setup.skips``, a missing
+    built-in teacher to build students from); never a failure."""
 
     @property
     def status(self) -> str:
@@ -69,6 +70,8 @@ class CheckContext:
     """Student checks: a Teacher instance or ``name:key=value`` spec; None uses a tiny ``hf`` teacher."""
     params: Any = None
     instance: Any = None
+    setup: contract.CheckSetup = field(default_factory=contract.CheckSetup)
+    """What the plugin class declares for its checks (``check_setup``; defaults when it declares none)."""
     rows: list[CheckResult] = field(default_factory=list)
 
     @contextmanager
@@ -124,7 +127,8 @@ def check_plugin(
     contract_ok = not ctx.failed
     from kdreg.testing.param_checks import check_params
 
-    check_params(ctx, params if params is not None else (spec_raw or None))
+    given = params if params is not None else (spec_raw or None)
+    check_params(ctx, given if given is not None else ctx.setup.params)
     if ctx.params is not None:
         with ctx.row("instantiate") as note:
             ctx.instance = ctx.cls(ctx.params)
@@ -222,7 +226,7 @@ ATTRIBUTES: dict[str, tuple[str, ...]] = {
 
 HEAVY = ("torch", "transformers", "datasets")
 """Libraries a plugin module should import lazily (inside the methods that need them)."""
-OUTPUTS = frozenset({"logits", "hidden_states", "attentions"})
+OUTPUTS = frozenset(get_args(contract.Output))
 METRICS = frozenset({"accuracy", "macro_f1"})
 EVAL_SPLITS = frozenset({"validation", "test"})
 
@@ -267,6 +271,24 @@ def check_contract(ctx: CheckContext) -> None:
         if not isinstance(text, str) or not text.strip():
             raise CheckFailed("no 'summary' and no docstring: `kdreg plugins` would show an empty summary")
         note[0] = text.strip().splitlines()[0][:80]
+    setup = getattr(ctx.cls, "check_setup", None)
+    if setup is not None:
+        with ctx.row("contract: check_setup") as note:
+            if not isinstance(setup, contract.CheckSetup):
+                raise CheckFailed(
+                    "'check_setup' must be a kdreg.plugins.spec.CheckSetup or None, "
+                    f"not {type(setup).__name__}"
+                )
+            ctx.setup = setup
+            note[0] = describe_setup(setup)
+
+
+def describe_setup(setup: contract.CheckSetup) -> str:
+    """What a plugin's CheckSetup changes, in a few words."""
+    parts = [f"params {setup.params}"] if setup.params else []
+    parts += [f"{side} geometry" for side in ("teacher", "student") if getattr(setup, side) is not None]
+    parts += [f"declared skip of {name!r}" for name in setup.skips]
+    return "; ".join(parts) or "defaults"
 
 
 def _check_signature(cls: type, member: str, base: type, *, required: bool) -> str:

@@ -8,7 +8,7 @@ split files (train, dev, test together); every other language must use labels fr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from kdreg.errors import DataError
@@ -41,13 +41,17 @@ class FolderData:
         labels: Sequence[str] | None = None,
         max_train_examples: int | None = None,
         seed: int = 0,
+        normalize: Callable[[str], str] = normalize_language,
     ) -> None:
         self.root = Path(root).expanduser()
         self.columns = columns
         self.plugin = columns.plugin
-        found = find_languages(self.root, self.plugin)
-        self.source = source if source is not None else _english(found, self.plugin, self.root)
-        self.languages = choose_languages(self.plugin, found, languages, self.source)
+        self.found = find_languages(self.root, self.plugin)
+        """Every language folder, before any ``languages=`` selection."""
+        if source is None:
+            source = _english(self.found, self.plugin, self.root, normalize)
+        self.source = source
+        self.languages = choose_languages(self.plugin, self.found, languages, self.source)
         self._labels = tuple(labels) if labels is not None else None
         self.max_train_examples = max_train_examples
         self.seed = seed
@@ -118,8 +122,8 @@ def _has_split(root: Path, language: str, split: str) -> bool:
     return True
 
 
-def _english(found: Sequence[str], plugin: str, root: Path) -> str:
-    english = [code for code in found if normalize_language(code) == "en"]
+def _english(found: Sequence[str], plugin: str, root: Path, normalize: Callable[[str], str]) -> str:
+    english = [code for code in found if normalize(code) == "en"]
     if len(english) == 1:
         return english[0]
     raise DataError(

@@ -76,6 +76,34 @@ def test_query_json_and_csv_parse_back_with_the_stored_numbers(seeded) -> None:
     assert [float(r["de"]) for r in as_csv] == pytest.approx([r["de"] for r in rows])
 
 
+def test_a_filter_matching_nothing_names_what_the_store_has(seeded) -> None:
+    path, _ = seeded
+    before = checksum(path)
+    empty = kdreg(path, "query", "--lang", "id", "--teacher", "mbert")
+    assert empty.exit_code == 0  # no match is not an error, as before
+    assert "no run has language 'id'; stored languages: de, en, fr, zh" in empty.stderr
+    assert "teacher" not in empty.stderr.split("No runs")[0]  # mbert exists: only the culprit is named
+    assert "No runs match" in empty.stderr and empty.stdout == ""
+    several = kdreg(path, "query", "--teacher", "bert-large", "--stage", "both", "--loss", "kl,ce",
+                    "--benchmark", "pawsx", "--metric", "f1", "-f", "json")
+    assert several.exit_code == 0 and json.loads(several.stdout) == []  # machines still get their format
+    hints = several.stderr.splitlines()
+    assert "no run has teacher 'bert-large'; stored teachers: mbert, xlmr" in hints
+    assert "no run has loss 'ce'; stored losses: kl, mse" in hints  # kl exists, ce does not
+    assert "no run has benchmark 'pawsx'; stored benchmarks: sib200, xnli" in hints
+    assert "no run has metric 'f1'; stored metrics: accuracy, macro_f1" in hints
+    assert not any("stage" in line for line in hints)
+    report = kdreg(path, "report", "--lang", "sw")
+    assert report.exit_code == 0
+    assert "no run has language 'sw'; stored languages: de, en, fr, zh" in report.stderr
+    export = kdreg(path, "export", "--corpus", "cc100")
+    assert export.exit_code == 0 and "no run has corpus 'cc100'; stored corpora:" in export.stderr
+    # each filter matches some run, only not together: nothing to name
+    together = kdreg(path, "query", "--stage", "teacher", "--loss", "mse")  # a teacher row has no loss
+    assert together.stderr.strip().splitlines() == [f"No runs match in {path}."]
+    assert checksum(path) == before
+
+
 def test_query_table_and_markdown(seeded) -> None:
     path, _ = seeded
     table = kdreg(path, "query", "--lang", "deu_Latn", "--benchmark", "sib200", "--sort", "de", "-n", "3")

@@ -439,6 +439,35 @@ def test_files_needs_a_source_it_can_find(tmp_path: Path) -> None:
     assert build("files", root, source="xx").source_language() == "xx"
 
 
+def test_files_folders_named_by_language_names(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "data")
+    shutil.move(root / "eng_Latn", root / "english")
+    shutil.move(root / "deu_Latn", root / "toba_batak")
+    bench = build("files", root)
+    everything(bench)  # check() accepts both names
+    assert bench.source_language() == "english"  # found as the English folder by its name
+    assert [bench.normalize_language(x) for x in bench.languages()] == ["en", "bbc"]
+
+
+def test_files_refuses_a_folder_it_cannot_name_until_codes_gives_one(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "data")
+    shutil.move(root / "deu_Latn", root / "old_tongue")
+    with pytest.raises(DataError) as caught:
+        build("files", root).check()
+    message = str(caught.value)
+    assert "\n" not in message and "'old_tongue'" in message and "files:codes=old_tongue:<code>" in message
+    bench = build("files", root, codes="old_tongue:ang")
+    everything(bench)
+    assert bench.normalize_language("old_tongue") == "ang" and bench.params.codes == "old_tongue:ang"
+    with pytest.raises(DataError, match="codes= names 'old_tonge', not a language folder"):
+        build("files", root, codes="old_tonge:ang").check()
+    with pytest.raises(KdregError, match="folder:code pairs"):
+        build("files", root, codes="old_tongue")
+    # equivalent spellings of the mapping are one canonical parameter (one run identity)
+    assert build("files", root, codes="b:de+old_tongue:ang").params.codes == build(
+        "files", root, codes="old_tongue:ang;b:de").params.codes
+
+
 def test_files_without_path_is_a_parameter_error() -> None:
     from kdreg.plugins.registry import registry
 

@@ -336,6 +336,7 @@ def test_each_loss_declares_what_it_reads() -> None:
         "hidden": ({"hidden_states"}, True),
         "attention": ({"attentions"}, True),
         "cosine": ({"hidden_states"}, True),
+        "minilm": ({"queries", "keys", "values"}, True),
     }
     for name, (needs, uses_teacher) in declared.items():
         cls = registry().entry("loss", name).load()
@@ -348,6 +349,7 @@ def test_each_loss_declares_what_it_reads() -> None:
 def test_loss_modules_do_not_import_torch() -> None:
     code = (
         "import sys, kdreg_plugins.losses.logits, kdreg_plugins.losses.representations;"
+        "import kdreg_plugins.losses.relations;"
         "import kdreg.pipeline.combine;"
         "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
     )

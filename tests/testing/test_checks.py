@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import pytest
 
 from kdreg.errors import IncompatiblePluginsError
-from kdreg.plugins.spec import Benchmark, Corpus, Example, Loss
+from kdreg.plugins.spec import Benchmark, CheckSetup, Corpus, Example, Loss, ModelGeometry
 from kdreg.testing import CheckResult, assert_plugin_conforms, check_plugin
 
 
@@ -88,6 +88,51 @@ class FinetuneOnly(SoftKL):
         if stage == "pretrain":
             raise IncompatiblePluginsError("class logits only")
         return None
+
+
+class DeclaredFinetuneOnly(FinetuneOnly):
+    """Refuses pretraining, and says why."""
+
+    check_setup = CheckSetup(skips={"loss: pretrain": "masked-LM logits are not class scores"})
+
+
+@dataclass(frozen=True)
+class HeadsParams:
+    heads: int = 12
+    temperature: float = 2.0
+
+
+class TwelveHeads(SoftKL):
+    """Refuses every student without its number of heads (12 by default, the check's model has 2)."""
+
+    Params: ClassVar[type] = HeadsParams
+
+    def prepare(self, teacher: Any, student: Any, stage: str) -> Any:
+        if student.num_heads != self.params.heads:
+            have = student.num_heads
+            raise IncompatiblePluginsError(f"needs {self.params.heads} heads, the student has {have}")
+        return None
+
+
+class HeadsByParams(TwelveHeads):
+    """Checked with heads=2."""
+
+    check_setup = CheckSetup(params="heads=2")
+
+
+class HeadsByGeometry(TwelveHeads):
+    """Checked on models with 12 heads."""
+
+    check_setup = CheckSetup(
+        teacher=ModelGeometry(vocab_size=40, hidden_size=24, num_layers=4, num_heads=12),
+        student=ModelGeometry(vocab_size=40, hidden_size=24, num_layers=2, num_heads=12),
+    )
+
+
+class WrongSetup(SoftKL):
+    """check_setup is not a CheckSetup."""
+
+    check_setup: ClassVar[Any] = {"params": "temperature=2"}
 
 
 class NoCompute:
@@ -219,13 +264,36 @@ def test_an_unimplemented_required_member_is_named() -> None:
     assert "'compute' is not implemented" in found["contract: compute"]
 
 
-def test_an_incompatible_stage_is_a_skip_not_a_failure() -> None:
-    results = check_plugin("loss", FinetuneOnly)
+def test_a_refused_stage_fails_until_the_plugin_declares_why() -> None:
+    """A behaviour check the plugin refuses never ran its maths: not a pass (issue 16 §3)."""
+    found = failures(check_plugin("loss", FinetuneOnly))
+    assert list(found) == ["loss: pretrain"]
+    reason = found["loss: pretrain"]
+    assert "so compute never ran: class logits only" in reason and "\n" not in reason
+    assert "check_setup = CheckSetup(" in reason and "skips={'loss: pretrain'" in reason
+    with pytest.raises(AssertionError, match="loss: pretrain"):
+        assert_plugin_conforms("loss", FinetuneOnly)
+
+    results = assert_plugin_conforms("loss", DeclaredFinetuneOnly)
     by_name = {r.name: r for r in results}
     assert by_name["loss: pretrain"].status == "skip"
-    assert "class logits only" in by_name["loss: pretrain"].reason
+    assert "declared by the plugin: masked-LM logits are not class scores" in by_name["loss: pretrain"].reason
     assert by_name["loss: finetune"].status == "pass"
-    assert not failures(results)
+    assert "declared skip of 'loss: pretrain'" in by_name["contract: check_setup"].reason
+
+
+def test_check_setup_gives_the_parameters_or_geometry_that_fit() -> None:
+    assert "needs 12 heads" in failures(check_plugin("loss", TwelveHeads))["loss: finetune"]
+    by_params = {r.name: r for r in assert_plugin_conforms("loss", HeadsByParams)}
+    assert by_params["params: build"].reason == "HeadsParams(heads=2, temperature=2.0)"
+    assert by_params["loss: pretrain"].passed and not by_params["loss: pretrain"].skipped
+    by_geometry = {r.name: r for r in assert_plugin_conforms("loss", HeadsByGeometry)}
+    assert "student geometry" in by_geometry["contract: check_setup"].reason
+    assert by_geometry["loss: finetune"].passed
+    # parameters given explicitly still win over the declared ones
+    assert "needs 5 heads" in failures(check_plugin("loss", HeadsByParams, "heads=5"))["loss: finetune"]
+    bad = failures(check_plugin("loss", WrongSetup))
+    assert "must be a kdreg.plugins.spec.CheckSetup" in bad["contract: check_setup"]
 
 
 def test_parameters_that_do_not_survive_their_canonical_text_fail() -> None:
@@ -269,11 +337,14 @@ def test_an_unknown_installed_name_is_one_failed_row() -> None:
     assert "no-such-loss" in results[0].reason
 
 
-@pytest.mark.parametrize("name", ["ce", "kl", "mse", "hidden", "attention", "cosine"])
+@pytest.mark.parametrize(
+    "name", ["ce", "kl", "mse", "hidden", "attention", "cosine", "minilm", "minilm:version=v2"]
+)
 def test_builtin_losses_conform(name: str) -> None:
-    if not loadable("loss", name):
+    if not loadable("loss", name.split(":")[0]):
         pytest.skip(f"built-in loss {name!r} is not there yet")
-    assert_plugin_conforms("loss", name)
+    results = assert_plugin_conforms("loss", name)
+    assert not any(r.skipped for r in results)  # every behaviour check really ran
 
 
 def test_builtin_teacher_and_student_conform(tiny_bert: Path) -> None:

@@ -1,0 +1,99 @@
+"""When a filter matches nothing, say what the store does have.
+
+``kdreg query --lang de`` on a store whose languages are ``l0``–``l5`` would otherwise
+print "No runs match" and leave the user guessing whether the command, the spelling or
+the data is wrong. :func:`explain_no_match` names each filter value that no stored run
+has, with the values the store holds for that filter::
+
+    no run has language 'de'; stored languages: l0, l1, l2, l3, l4, l5
+
+It runs only after a result came back empty and costs a few small ``SELECT DISTINCT``
+statements, each only when its filter was given: one over the runs (100,000 rows in a
+large store), one over the results' languages and one over their metrics and splits,
+both answered from the results' indexes (tens of milliseconds on 1.6 M results).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import literal, select, union_all
+
+from kdreg.store.filters import Filters
+from kdreg.store.reading import Reader, read_connection, results, runs
+
+SHOWN = 20
+"""Stored values listed per filter before '… (N in all)'."""
+
+RUN_FILTERS = {
+    "teacher": ("teacher", "teachers"),
+    "student": ("student", "students"),
+    "loss": ("loss", "losses"),
+    "benchmark": ("benchmark", "benchmarks"),
+    "corpus": ("corpus", "corpora"),
+    "stage": ("stage", "stages"),
+}
+"""Run filters that get a hint: Filters field → (singular, plural) as people read them."""
+
+
+def _listing(values: Iterable[str]) -> str:
+    ordered = sorted(set(values))
+    if not ordered:
+        return "none"
+    shown = ", ".join(ordered[:SHOWN])
+    return shown + (f", … ({len(ordered)} in all)" if len(ordered) > SHOWN else "")
+
+
+def _line(what: str, plural: str, missing: list[str], stored: Iterable[str]) -> str:
+    values = " or ".join(repr(v) for v in missing)
+    return f"no run has {what} {values}; stored {plural}: {_listing(stored)}"
+
+
+def explain_no_match(reader: Reader, filters: Filters) -> list[str]:
+    """One line per filter whose values match no stored run at all (empty when each matches some).
+
+    Each filter is judged on its own: when every filter matches some run but not all of
+    them together, there is nothing to name and the list is empty.
+    """
+    active = [name for name in RUN_FILTERS if getattr(filters, name)]
+    lines: list[str] = []
+    with read_connection(reader) as connection:
+        if active:
+            parts = []
+            for name in active:
+                column = runs.c[name]
+                spec = runs.c[name if name == "stage" else f"{name}_spec"]
+                parts.append(
+                    select(literal(name).label("filter"), column.label("name"), spec.label("spec"))
+                    .where(column.is_not(None))
+                    .distinct()
+                )
+            statement = parts[0] if len(parts) == 1 else union_all(*parts)
+            stored: dict[str, set[str]] = {name: set() for name in active}
+            specs: dict[str, set[str]] = {name: set() for name in active}
+            for row in connection.execute(statement):
+                stored[row.filter].add(row.name)
+                specs[row.filter].add(row.spec)
+            for name in active:
+                missing = [v for v in getattr(filters, name) if v not in stored[name] | specs[name]]
+                if missing:
+                    lines.append(_line(*RUN_FILTERS[name], missing, stored[name]))
+        if filters.language_columns:
+            # DISTINCT on the leading column of ix_results_lang_run_id: SQLite skips through the index.
+            langs = set(connection.execute(select(results.c.lang).distinct()).scalars())
+            missing_langs = [
+                typed
+                for column in filters.language_columns
+                if column.code not in langs
+                for typed in column.typed
+            ]
+            if missing_langs:
+                lines.append(_line("language", "languages", missing_langs, langs))
+        if filters.metric or filters.split:
+            pairs = connection.execute(select(results.c.metric, results.c.split).distinct()).all()
+            for option, wanted, have in (("metric", filters.metric, {p[0] for p in pairs}),
+                                         ("split", filters.split, {p[1] for p in pairs})):
+                missing = [v for v in wanted if v not in have]
+                if missing:
+                    lines.append(_line(option, f"{option}s", missing, have))
+    return lines
