@@ -146,6 +146,12 @@ def authoring(tmp_path_factory: pytest.TempPathFactory,
         timeout=120,
     )
     assert made.returncode == 0, made.stderr
+    executor = base / "my-exec"
+    made = subprocess.run(
+        [sys.executable, "-m", "kdreg", "plugins", "new", "executor", "my-exec", "--dir", str(executor)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert made.returncode == 0, made.stderr
     example = base / "example"
     shutil.copytree(EXAMPLE, example, ignore=SKIP_BUILD_OUTPUT)
     broken = base / "broken"
@@ -157,8 +163,8 @@ def authoring(tmp_path_factory: pytest.TempPathFactory,
     (broken / "kdreg_broken_plugins" / "heavy.py").write_text(HEAVY)
     (broken / "kdreg_broken_plugins" / "heads.py").write_text(HEADS)
     site = base / "site"
-    pip_install(site, scaffold, example, broken)
-    return {"site": site, "scaffold": scaffold, "example": example}
+    pip_install(site, scaffold, executor, example, broken)
+    return {"site": site, "scaffold": scaffold, "executor": executor, "example": example}
 
 
 def check_json(site: Path, *argv: str) -> tuple[int, dict[str, dict[str, Any]]]:
@@ -308,7 +314,7 @@ def test_check_options_params_kind_and_names_of_several_kinds() -> None:
 
 
 # ------------------------------------------------------------------ scaffolds
-@pytest.mark.parametrize("kind", ["benchmark", "corpus", "teacher", "student"])
+@pytest.mark.parametrize("kind", ["benchmark", "corpus", "teacher", "student", "executor"])
 def test_every_kind_scaffolds_a_conforming_plugin(
     kind: str, tmp_path: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -462,3 +468,23 @@ def test_a_grid_with_the_example_plugins_stores_results_with_plugin_versions(
             languages = {r.lang for r in record.results}
             assert languages == {"en", "de", "fr"}
     store.close()
+
+
+def test_a_third_party_executor_is_discovered_and_runs_a_grid(
+        authoring: dict[str, Path], world: dict[str, str], kdreg_home: Path) -> None:
+    site = authoring["site"]
+    listed = run("-m", "kdreg", "plugins", "--kind", "executor", "--json", site=site)
+    entries = {p["name"]: p for p in json.loads(listed.stdout)["plugins"]}
+    assert entries["my-exec"]["distribution"] == "kdreg-my-exec" and {"inline", "local"} <= set(entries)
+    done = run("-m", "kdreg", "run", "--teacher", world["teacher"], "--student", "layers:k=1", "--benchmark",
+               world["benchmark"], "--stage", "none,finetune", "--config", world["grid"],
+               "--executor", "my-exec:verbose=true", site=site)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("my-exec: ") == 4  # the fine-tuned teacher, then three runs, through the plugin
+    db = kdreg_home / "kdreg.db"
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT DISTINCT executor FROM tasks").fetchall() == [("my-exec:verbose=True",)]
+        statuses = conn.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall()
+        assert statuses == [("succeeded", 3)]

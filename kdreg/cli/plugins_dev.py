@@ -30,6 +30,7 @@ USAGE: dict[str, str] = {
     "loss": "kdreg run --teacher mbert --loss $name:temperature=2 --stage finetune",
     "benchmark": "kdreg run --teacher mbert --benchmark $name --stage none",
     "corpus": "kdreg run --teacher mbert --corpus $name --stage pretrain",
+    "executor": "kdreg run --executor $name:verbose=true",
 }
 SUMMARIES: dict[str, str] = {
     "teacher": "The $name teacher: pre-trained weights from a saved folder or the hub.",
@@ -37,6 +38,7 @@ SUMMARIES: dict[str, str] = {
     "loss": "The $name distillation loss (say here what it computes).",
     "benchmark": "The $name benchmark: a labelled task in several languages (say here which).",
     "corpus": "The $name corpus: unlabeled text per language (say here where it comes from).",
+    "executor": "The $name executor: runs a grid's tasks (say here where: a cluster, a queue, ...).",
 }
 """The generated plugin's one-line summary (what `kdreg plugins` shows), for the kind and name asked for."""
 TEST_PARAMS: dict[str, str] = {
@@ -227,7 +229,7 @@ def _refuse_taken_name(kind: str, name: str) -> None:
 
 
 def new_command(
-    kind: Annotated[str, typer.Argument(help="teacher, student, loss, benchmark or corpus.")],
+    kind: Annotated[str, typer.Argument(help="teacher, student, loss, benchmark, corpus or executor.")],
     name: Annotated[str, typer.Argument(help="The plugin's name, e.g. my-loss (used as --loss my-loss).")],
     directory: Annotated[
         Path | None, typer.Option("--dir", "-d", help="Folder to create (default: ./kdreg-NAME).")

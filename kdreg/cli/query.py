@@ -83,6 +83,18 @@ def for_people(
     return shown, " · ".join(shared)
 
 
+def _status(row: dict[str, Any]) -> str:
+    """'running (beat 4s ago)', 'stale (no beat for 3m05s)', or the status as it is."""
+    from kdreg.store.liveness import describe_age
+
+    age = row.get("heartbeat_age")
+    if age is None:
+        return str(row["status"])
+    if row["status"] == "running":
+        return f"running (beat {describe_age(age)} ago)"
+    return f"{row['status']} (no beat for {describe_age(age)})"
+
+
 def run_rows(
     rows: list[dict[str, Any]], codes: list[str], fmt: str
 ) -> tuple[list[dict[str, Any]], list[str]]:
@@ -108,8 +120,10 @@ def run_rows(
         "created",
     ]
     if fmt in ("table", "markdown"):
-        rows = [{**r, "hash": (r["hash"] or "")[:8], "created": _when(r["created"])} for r in rows]
+        rows = [{**r, "hash": (r["hash"] or "")[:8], "created": _when(r["created"]),
+                 "status": _status(r)} for r in rows]
     else:
+        columns.insert(columns.index("status") + 1, "heartbeat_age")
         rows = [{**r, "created": r["created"].isoformat() if r["created"] else None} for r in rows]
     return rows, columns
 
@@ -196,6 +210,7 @@ def query(
         until=until,
     )
     from kdreg.store.hints import explain_no_match
+    from kdreg.store.liveness import db_now, liveness
     from kdreg.store.queries import open_reader, read_connection, select_run_scores
 
     codes = [col.code for col in filters.language_columns]
@@ -218,6 +233,10 @@ def query(
             with read_connection(store) as conn:
                 stmt = select_run_scores(filters, sort=sort, descending=descending, limit=limit)
                 found = [dict(r) for r in conn.execute(stmt).mappings()]
+                now = db_now(conn)
+            for row in found:  # a running run says how alive it is; one whose process died is 'stale'
+                row["status"], row["heartbeat_age"] = liveness(row["status"], row.pop("heartbeat_at"),
+                                                               now)
             rows, columns = run_rows(found, codes, fmt)
             what = "runs"
         if not rows:

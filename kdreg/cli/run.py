@@ -75,8 +75,10 @@ def run(
     from kdreg.pipeline.training import check_device_name, require_device
     from kdreg.plugins.resolve import PluginSet
     from kdreg.request import build_request
+    from kdreg.store.liveness import stale_seconds
 
     check_device_name(device)  # before a dry run too
+    stale_seconds()  # a bad KDREG_STALE_SECONDS is refused before anything runs
     check_format(fmt, ("table", "json"))
     _quiet_libraries()
     options = {"teacher": teacher, "student": student, "loss": loss, "benchmark": benchmark, "corpus": corpus,

@@ -17,10 +17,16 @@ from kdreg.cli.output import console, print_json, render_rows
 
 
 def _print_record(record: dict[str, Any]) -> None:
-    status_style = {"succeeded": "green", "failed": "red", "interrupted": "yellow"}.get(
+    from kdreg.store.liveness import describe_age
+
+    status_style = {"succeeded": "green", "failed": "red", "interrupted": "yellow", "stale": "red"}.get(
         record["status"], "cyan"
     )
-    console.print(f"[bold]run {record['id']}[/] · [{status_style}]{record['status']}[/]")
+    status = record["status"]
+    if record.get("heartbeat_age") is not None:
+        limit = "" if status == "running" else " (its process died; `kdreg run` runs it again)"
+        status += f", last heartbeat {describe_age(record['heartbeat_age'])} ago{limit}"
+    console.print(f"[bold]run {record['id']}[/] · [{status_style}]{_escape(status)}[/]")
     for label, key in (
         ("hash", "config_hash"),
         ("teacher", "teacher_spec"),
@@ -90,6 +96,7 @@ def show(
         from kdreg.reporting.runs import run_record
 
         record = run_record(store.find_run(reference))
+        record["status"], record["heartbeat_age"] = store.liveness(record["status"], record["heartbeat_at"])
     finally:
         store.close()
     if as_json:

@@ -16,17 +16,6 @@ from kdreg.cli.output import console, print_json, render_rows
 ORDER = ("pending", "running", "stale", "succeeded", "failed", "interrupted")
 
 
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return ""
-    value = int(value)
-    if value < 120:
-        return f"{value}s"
-    if value < 7200:
-        return f"{value // 60}m{value % 60:02d}s"
-    return f"{value // 3600}h{value % 3600 // 60:02d}m"
-
-
 def status(
     grid: Annotated[int | None, typer.Argument(
         help="Grid id (default: the latest grid).", show_default=False)] = None,
@@ -35,9 +24,10 @@ def status(
 ) -> None:
     """Show a grid's progress: runs by status (stale: its process died), models built, running tasks."""
     from kdreg.errors import RunNotFoundError
-    from kdreg.store.liveness import stale_seconds
+    from kdreg.store.liveness import describe_age, stale_seconds
     from kdreg.store.store import open_store
 
+    stale_limit = stale_seconds()  # a bad KDREG_STALE_SECONDS is one line, before any reading
     store = open_store(db, read_only=True)
     grid_id = grid if grid is not None else store.latest_grid_id()
     if grid_id is None:
@@ -48,20 +38,20 @@ def status(
     if progress is None:
         raise RunNotFoundError(f"No grid {grid_id}; `kdreg status` shows the latest one.")
     if as_json:
-        print_json(_as_dict(progress, stale_seconds()))
+        print_json(_as_dict(progress, stale_limit))
         return
     console.print(f"grid {grid_id}: {progress.total} runs — {_counts(progress.runs)}", markup=False)
     queued = f" · {progress.submitted} task(s) waiting in the executor's queue" if progress.submitted else ""
     console.print(f"models built {progress.artifacts_done}/{progress.artifacts}{queued} · {progress.command}",
                   markup=False)
     if progress.running:
-        rows = [{"task": t.label, "where": _where(t), "for": _seconds(t.seconds),
-                 "heartbeat": _seconds(t.heartbeat_age) + (" stale" if t.stale else "")}
+        rows = [{"task": t.label, "where": _where(t), "for": describe_age(t.seconds),
+                 "heartbeat": describe_age(t.heartbeat_age) + (" stale" if t.stale else "")}
                 for t in progress.running]
         render_rows(rows, ["task", "where", "for", "heartbeat"], title="running now")
     if progress.runs.get("stale"):
-        console.print(f"stale: running, but no heartbeat for over {stale_seconds():.0f}s (its process died); "
-                      "`kdreg run` runs it again.", markup=False)
+        console.print(f"stale: running, but no heartbeat for over {stale_limit:.0f}s (its process "
+                      "died); `kdreg run` runs it again.", markup=False)
 
 
 def _counts(runs: dict[str, int]) -> str:

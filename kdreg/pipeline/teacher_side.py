@@ -94,8 +94,8 @@ class FineTunedTeacher:
 
         if not same_vocabulary(AutoTokenizer.from_pretrained(path), tokenizer):
             raise IncompatiblePluginsError(
-                f"Loss {job.loss.spec if job.loss else '?'} compares hidden states or attentions token by "
-                f"token, which needs teacher and student to share a tokenizer; "
+                f"Loss {job.loss.spec if job.loss else '?'} compares hidden states, attentions or their "
+                "relations token by token, which needs teacher and student to share a tokenizer; "
                 f"{job.student.spec if job.student else '?'} does not. Use a logit loss (kl, mse) or a "
                 "student derived from the teacher (layers:k=N or small)."
             )

@@ -74,6 +74,7 @@ def run_record(run: Any) -> dict[str, Any]:
         "config",
     )
     record = {name: getattr(run, name) for name in fields}
+    record["heartbeat_at"], record["attempts"] = run.heartbeat_at, run.attempts
     results = sorted(run.results, key=lambda r: (r.split, r.metric, not r.is_source, r.language))
     record["results"] = [
         {

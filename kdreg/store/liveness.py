@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
 from kdreg.errors import ConfigError
@@ -50,10 +50,10 @@ def aware(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=timezone.utc) if moment is not None and moment.tzinfo is None else moment
 
 
-def db_now(session: Session) -> datetime:
+def db_now(session: Session | Connection) -> datetime:
     """Now by the database's clock (PostgreSQL's ``now()``; this machine's for SQLite), aware UTC."""
-    bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
+    dialect = session.dialect if isinstance(session, Connection) else session.get_bind().dialect
+    if dialect.name == "postgresql":
         value = session.scalar(select(func.now()))
         if value is not None:
             return aware(value).astimezone(timezone.utc)  # type: ignore[union-attr]
@@ -69,3 +69,24 @@ def is_stale(heartbeat: datetime | None, now: datetime) -> bool:
     """Whether a running row with this heartbeat was left by a process that died."""
     beat = aware(heartbeat)
     return beat is None or beat < stale_cutoff(now)
+
+
+def liveness(status: str, heartbeat: datetime | None, now: datetime) -> tuple[str, float | None]:
+    """A run's status as people should read it ('stale' for a dead process's run), and its heartbeat's age."""
+    beat = aware(heartbeat)
+    age = None if beat is None else max(0.0, (now - beat).total_seconds())
+    if status == "running" and is_stale(heartbeat, now):
+        return "stale", age
+    return status, age if status == "running" else None
+
+
+def describe_age(seconds: float | None) -> str:
+    """'12s', '3m05s', '2h10m': how long ago, for people."""
+    if seconds is None:
+        return ""
+    value = int(seconds)
+    if value < 120:
+        return f"{value}s"
+    if value < 7200:
+        return f"{value // 60}m{value % 60:02d}s"
+    return f"{value // 3600}h{value % 3600 // 60:02d}m"

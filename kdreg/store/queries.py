@@ -220,6 +220,7 @@ def select_run_scores(
     stmt = (
         select(
             *(column.label(name) for name, column in RUN_COLUMNS.items()),
+            runs.c.heartbeat_at.label("heartbeat_at"),
             scores.c.metric,
             scores.c.split,
             scores.c.source_lang,

@@ -30,6 +30,7 @@ runs = table(
     column("status", String),
     column("created_at", DateTime(timezone=True)),
     column("finished_at", DateTime(timezone=True)),
+    column("heartbeat_at", DateTime(timezone=True)),
     column("config", JSON),
 )
 results = table(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from kdreg.store.liveness import aware, db_now, is_stale
+from kdreg.store.liveness import aware, db_now, is_stale, liveness
 from kdreg.store.schema import Grid, GridRun, Result, Run, Task
 
 CHUNK = 500
@@ -99,6 +99,11 @@ class StatusReads:
                         status = "stale"
                     found[config_hash] = RunState(run_id, status, attempts or 0, _age(now, beat))
         return found
+
+    def liveness(self, status: str, heartbeat: datetime | None) -> tuple[str, float | None]:
+        """``status`` as people should read it ('stale' for a dead process's run) and the heartbeat's age."""
+        with self.session() as s:
+            return liveness(status, heartbeat, db_now(s))
 
     def latest_grid_id(self) -> int | None:
         """The newest grid's id, or None in an empty store."""

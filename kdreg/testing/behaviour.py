@@ -307,10 +307,18 @@ def check_corpus(ctx: CheckContext) -> None:
             note[0] = _listing([f"{k} {v}" for k, v in sizes.items()])
 
 
+def check_executor(ctx: CheckContext) -> None:
+    """Run a probe task graph through the executor (see :mod:`kdreg.testing.executor_checks`)."""
+    from kdreg.testing.executor_checks import check_executor as run_probe
+
+    run_probe(ctx)
+
+
 BEHAVIOURS: dict[str, Callable[[CheckContext], None]] = {
     "loss": check_loss,
     "benchmark": check_benchmark,
     "corpus": check_corpus,
     "teacher": check_teacher,
     "student": check_student,
+    "executor": check_executor,
 }

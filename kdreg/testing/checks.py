@@ -221,6 +221,7 @@ ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "loss": ("needs", "uses_teacher"),
     "benchmark": ("metrics", "eval_splits"),
     "corpus": (),
+    "executor": (),
 }
 """Class attributes (not methods) of each kind, checked for type and allowed values."""
 

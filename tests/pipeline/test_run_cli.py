@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from tiny_world import GRID, LANGUAGES
 from tiny_world import invoke as _invoke
 from tiny_world import rows as _rows
@@ -140,8 +141,12 @@ def test_offline_hub_model_is_one_line_and_writes_nothing(world: dict[str, str],
     assert not (kdreg_home / "kdreg.db").exists()
 
 
-def test_ctrl_c_marks_the_run_interrupted_and_keeps_what_was_stored(world: dict[str, str], kdreg_home: Path,
-                                                                    tmp_path: Path) -> None:
+@pytest.mark.parametrize(("signum", "code", "how"), [
+    (signal.SIGINT, 130, "Ctrl-C"),  # the shell convention: 128 + the signal's number
+    (signal.SIGHUP, 129, "SIGHUP"),  # a closed terminal; SIGTERM is in tests/execution/test_status.py
+])
+def test_an_interrupt_marks_the_run_interrupted_and_keeps_what_was_stored(
+        world: dict[str, str], kdreg_home: Path, tmp_path: Path, signum: int, code: int, how: str) -> None:
     slow = tmp_path / "slow.toml"
     slow.write_text(GRID.replace("[finetune]\nmax_steps = 6", "[finetune]\nmax_steps = 100000"))
     proc = subprocess.Popen(
@@ -159,12 +164,13 @@ def test_ctrl_c_marks_the_run_interrupted_and_keeps_what_was_stored(world: dict[
         except sqlite3.Error:
             continue
     time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr  # the shell convention for Ctrl-C
+    assert proc.returncode == code, stderr
     assert "interrupted" in stderr.lower()
     assert dict(_rows(db, "SELECT stage, status FROM runs")) == {"teacher": "succeeded",
                                                                  "none": "interrupted"}
+    assert _rows(db, "SELECT error FROM runs WHERE stage = 'none'") == [(f"Interrupted ({how})",)]
     teacher_results = "SELECT COUNT(*) FROM results r JOIN runs u ON u.id = r.run_id WHERE stage = 'teacher'"
     assert _rows(db, teacher_results)[0][0] > 0
 
