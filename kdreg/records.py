@@ -51,3 +51,51 @@ class CurveRecord:
 
     steps: list[int] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
+
+
+@dataclass
+class TaskOutcome:
+    """How a task ended, as a value: what the task recorded, or carries to the planner to record.
+
+    A task recorded in the store as it ran when it could reach the database; otherwise
+    (a cluster node that must not write a shared SQLite file) this value — from a journal
+    file or returned by the engine — is all the planning side needs to record it.
+    """
+
+    key: str
+    kind: str
+    status: str
+    """'succeeded', 'failed', 'interrupted', or 'skipped' (another process held the run)."""
+    seconds: float = 0.0
+    error: str | None = None
+    traceback: str | None = None
+    results: list[ResultRecord] = field(default_factory=list)
+    curves: dict[str, CurveRecord] = field(default_factory=dict)
+    host: str = ""
+    pid: int | None = None
+    device: str = ""
+    environment: dict[str, Any] | None = None
+    started_at: float | None = None
+    """Epoch seconds when it started (the clock of the machine that ran it), None if it never did."""
+    finished_at: float | None = None
+    busy_seconds: float = 0.0
+    """Time inside the stage (training and evaluation); the rest is the executor's and the store's."""
+
+    @property
+    def where(self) -> str:
+        """host, pid and device of the process that executed it."""
+        return " · ".join(p for p in (self.host and f"{self.host} pid {self.pid}", self.device) if p)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON data (a journal file)."""
+        data = dict(self.__dict__)
+        data["results"] = [r.__dict__ for r in self.results]
+        data["curves"] = {phase: c.__dict__ for phase, c in self.curves.items()}
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TaskOutcome:
+        values = dict(data)
+        values["results"] = [ResultRecord(**r) for r in data.get("results", [])]
+        values["curves"] = {p: CurveRecord(**c) for p, c in data.get("curves", {}).items()}
+        return cls(**values)

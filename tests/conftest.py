@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from pg_server import cluster  # noqa: F401  (the fixture: a throwaway PostgreSQL server, per module)
+from slurm_cluster import slurm  # noqa: F401  (the fixture: a single-node Slurm cluster, per session)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"

@@ -26,6 +26,7 @@ from kdreg.errors import KdregError
 COMMAND_MODULES = (
     "kdreg.cli.run",
     "kdreg.cli.status",
+    "kdreg.cli.collect",
     "kdreg.cli.query",
     "kdreg.cli.show",
     "kdreg.cli.report",

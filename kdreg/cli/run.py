@@ -61,6 +61,9 @@ def run(
              "(worker processes on this machine), or an installed executor plugin.")] = None,
     fmt: Annotated[str, typer.Option(
         "--format", "-f", help="Dry-run output: table or json.")] = "table",
+    wait: Annotated[bool, typer.Option(
+        "--wait", help="With an executor that returns once the tasks are submitted (slurm): follow them "
+                       "to the end.")] = False,
     db: DbOption = None,
 ) -> None:
     """Run a grid of teacher × student × loss × benchmark × corpus × stage × seed; log every result.
@@ -98,7 +101,7 @@ def run(
                    executor=label, fmt=fmt)
         return
     _run_grid(plan_grid, jobs, db=db, retry_failed=retry_failed, force=force, runner=runner,
-              executor_spec=chosen.spec, label=label, device=device, fail_fast=fail_fast)
+              executor_spec=chosen.spec, label=label, device=device, fail_fast=fail_fast, wait=wait)
 
 
 def _describe(executor: Any, spec: str) -> str:
@@ -107,7 +110,7 @@ def _describe(executor: Any, spec: str) -> str:
 
 
 def _run_grid(plan_grid: Any, jobs: Any, *, db: str | None, retry_failed: bool, force: bool, runner: Any,
-              executor_spec: str, label: str, device: str, fail_fast: bool) -> None:
+              executor_spec: str, label: str, device: str, fail_fast: bool, wait: bool) -> None:
     """Record and execute the grid, then print its table and what needs attention."""
     from kdreg.cli.output import print_error
     from kdreg.cli.progress import RichReporter
@@ -117,6 +120,9 @@ def _run_grid(plan_grid: Any, jobs: Any, *, db: str | None, retry_failed: bool, 
     from kdreg.store.store import open_store
 
     store = open_store(db)
+    from kdreg.execution.journal import collect
+
+    collect(store)  # outcomes of earlier cluster grids that have arrived since
     plan = plan_grid(store, jobs, retry_failed=retry_failed, force=force)
     command = "kdreg " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     to_run = len(plan.to_run)
@@ -128,6 +134,10 @@ def _run_grid(plan_grid: Any, jobs: Any, *, db: str | None, retry_failed: bool, 
         with termination_as_interrupt(), RichReporter() as reporter:
             outcome = run_grid(store, plan, runner, executor_spec=executor_spec, command=command,
                                device=device, fail_fast=fail_fast, reporter=reporter)
+            if outcome.unfinished and wait:
+                from kdreg.execution.follow import follow
+
+                follow(store, outcome, runner, reporter)
     except KeyboardInterrupt as interrupt:
         print_error("Interrupted: the runs in progress are marked interrupted and everything finished before "
                     "is stored; run the same command again to go on.")
@@ -140,7 +150,7 @@ def _run_grid(plan_grid: Any, jobs: Any, *, db: str | None, retry_failed: bool, 
 
 def _print_attention(outcome: Any, plan: Any) -> None:
     """What did not run here: runs held by another process, tasks still with an engine, failures."""
-    held = [i.job.label for i in plan.items if i.previous == "running"]
+    held = [i.job.label for i in plan.items if i.previous in ("running", "queued")]
     held += [t.label for t in outcome.runs_with("skipped")]
     if held:
         err_console.print(
@@ -150,8 +160,8 @@ def _print_attention(outcome: Any, plan: Any) -> None:
         for text in held[:10]:
             err_console.print(f"  {text}", markup=False)
     if outcome.unfinished:
-        err_console.print(f"{len(outcome.unfinished)} task(s) handed to the executor are still running; "
-                          "`kdreg status` follows them.")
+        err_console.print(f"{len(outcome.unfinished)} task(s) submitted (grid {outcome.grid_id}); "
+                          "`kdreg status` follows them and records their results as they arrive.")
     if outcome.failed:
         err_console.print(
             f"[red]{len(outcome.failed)} combination(s) failed[/]; `kdreg query --status failed` lists them, "

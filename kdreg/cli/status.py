@@ -29,6 +29,12 @@ def status(
 
     stale_limit = stale_seconds()  # a bad KDREG_STALE_SECONDS is one line, before any reading
     store = open_store(db, read_only=True)
+    if store.journals():  # a cluster grid's outcomes wait in files: record what has arrived
+        store.close()
+        store = open_store(db)
+        from kdreg.execution.journal import collect
+
+        collect(store)
     grid_id = grid if grid is not None else store.latest_grid_id()
     if grid_id is None:
         raise RunNotFoundError("The store has no grid yet; `kdreg run` starts one.")
@@ -37,21 +43,51 @@ def status(
     progress = store.grid_progress(grid_id)
     if progress is None:
         raise RunNotFoundError(f"No grid {grid_id}; `kdreg status` shows the latest one.")
+    _engine_view(progress)
     if as_json:
         print_json(_as_dict(progress, stale_limit))
         return
     console.print(f"grid {grid_id}: {progress.total} runs — {_counts(progress.runs)}", markup=False)
-    queued = f" · {progress.submitted} task(s) waiting in the executor's queue" if progress.submitted else ""
+    queued = f" · {progress.submitted} task(s) with the executor" if progress.submitted else ""
     console.print(f"models built {progress.artifacts_done}/{progress.artifacts}{queued} · {progress.command}",
                   markup=False)
     if progress.running:
-        rows = [{"task": t.label, "where": _where(t), "for": describe_age(t.seconds),
-                 "heartbeat": describe_age(t.heartbeat_age) + (" stale" if t.stale else "")}
-                for t in progress.running]
-        render_rows(rows, ["task", "where", "for", "heartbeat"], title="running now")
+        rows = [{"task": t.label, "state": t.state, "where": _where(t), "for": describe_age(t.seconds),
+                 "heartbeat": describe_age(t.heartbeat_age) + (" stale" if t.stale else ""),
+                 "log": t.log_path} for t in progress.running]
+        render_rows(rows, ["task", "state", "where", "for", "heartbeat", "log"], title="running now")
     if progress.runs.get("stale"):
         console.print(f"stale: running, but no heartbeat for over {stale_limit:.0f}s (its process "
                       "died); `kdreg run` runs it again.", markup=False)
+
+
+def _engine_view(progress: Any) -> None:
+    """What the engine and the journal say of tasks an engine has: its job state, where, the heartbeat."""
+    submitted = [t for t in progress.running if t.state == "submitted"]
+    if not submitted:
+        return
+    from pathlib import Path
+
+    from kdreg.execution.journal import entries
+
+    states: dict[str, str] = {}
+    try:
+        from kdreg.execution.engines import executor_plugin
+
+        ids = [t.external_id for t in submitted if t.external_id]
+        states = executor_plugin(progress.executor).states(ids)
+    except Exception:  # no engine here to ask (another machine, the plugin gone): the store's view only
+        pass
+    journal = {e.key: e for e in entries(Path(progress.journal))} if progress.journal else {}
+    for task in submitted:
+        engine_state = states.get(task.external_id or "", "")
+        task.state = f"submitted ({engine_state.lower()})" if engine_state else "submitted"
+        entry = journal.get(task.key)
+        if entry is not None and entry.started is not None:
+            started = entry.started.get("outcome", {})
+            task.host, task.pid, task.device = started.get("host"), started.get("pid"), started.get("device")
+            task.heartbeat_age = entry.heartbeat_age
+            task.state = f"running ({engine_state.lower() or 'journal'})"
 
 
 def _counts(runs: dict[str, int]) -> str:
@@ -76,8 +112,10 @@ def _as_dict(progress: Any, stale_limit: float) -> dict[str, Any]:
         "models": {"built": progress.artifacts_done, "total": progress.artifacts},
         "submitted": progress.submitted,
         "stale_after_seconds": stale_limit,
-        "running": [{"key": t.key, "kind": t.kind, "label": t.label, "run_id": t.run_id, "host": t.host,
-                     "pid": t.pid, "device": t.device, "external_id": t.external_id, "log": t.log_path,
+        "executor": progress.executor,
+        "running": [{"key": t.key, "kind": t.kind, "label": t.label, "state": t.state, "run_id": t.run_id,
+                     "host": t.host, "pid": t.pid, "device": t.device, "external_id": t.external_id,
+                     "log": t.log_path,
                      "seconds": t.seconds, "heartbeat_age": t.heartbeat_age, "stale": t.stale}
                     for t in progress.running],
     }

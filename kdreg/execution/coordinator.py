@@ -14,14 +14,18 @@ import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from kdreg.errors import KdregError
 from kdreg.execution.graph import RUN, Task, TaskGraph, build_graph
+from kdreg.execution.journal import JOURNAL_KEY
 from kdreg.execution.plan import Plan, PlanItem, plan_items
-from kdreg.execution.worker import TaskContext, TaskEvent, TaskOutcome, use_store
+from kdreg.execution.recording import JOURNAL, RETURN, STORE
+from kdreg.execution.worker import TaskContext, TaskEvent, use_store
 from kdreg.pipeline import model_cache
-from kdreg.records import ResultRecord
+from kdreg.records import ResultRecord, TaskOutcome
+from kdreg.store.engine import sqlite_path
 from kdreg.store.store import Store, TaskRow
 
 FORWARDED_ENVIRONMENT = ("KDREG_HOME", "KDREG_CACHE", "KDREG_STALE_SECONDS", "KDREG_PLUGINS_ALLOW",
@@ -119,7 +123,16 @@ class GridMonitor:
             self.reporter.step(task, event.phase, event.step, event.total, event.loss)
 
     def finished(self, task: Task, outcome: TaskOutcome) -> None:
-        """A task ended (its outcome is in the store already); under --fail-fast a failure stops the grid."""
+        """A task ended; under --fail-fast a failure stops the grid.
+
+        Its outcome is in the store already, unless the task returned it instead of writing
+        it (a remote task and an SQLite store): then it is recorded here.
+        """
+        context = self.graph.context
+        if context is not None and context.recording == RETURN:
+            recorded = self.store.record_outcome(self.outcome.grid_id, outcome, task.run_id,
+                                                 task.seen_status, task.seen_attempts)
+            outcome.status = outcome.status if recorded == "recorded before" else recorded
         self.outcome.outcomes[task.key] = outcome
         self.reporter.task_finished(task, outcome)
         if outcome.status == "failed" and self.fail_fast:
@@ -136,39 +149,26 @@ class GridMonitor:
         """The worker running ``task`` died: the task to submit again, or None once it is settled here.
 
         Call it only when every process that may have been running the task is gone (a
-        broken pool after its shutdown). A task that never started goes again as it was;
-        one whose worker was terminated cleanly (its run interrupted) goes again naming
-        the new claim count; the one whose worker was killed outright (its run still
-        marked running by a dead process) is marked interrupted and not retried in this
-        grid — whatever killed it (the kernel's OOM killer, an operator) would likely do
-        so again — and the next ``kdreg run`` runs it again.
+        broken pool after its shutdown). A task that never started goes again, and so does
+        one whose worker was terminated cleanly (it marked itself interrupted; its claim
+        takes its run back). The one whose worker was killed outright (still marked running
+        by a dead process) is marked interrupted and not retried in this grid — whatever
+        killed it (the kernel's OOM killer, an operator) would likely do so again — and the
+        next ``kdreg run`` runs it again.
         """
-        if task.kind != RUN:
-            state = self.store.task_state(self.outcome.grid_id, task.key)
-            if state in ("pending", "interrupted"):
-                return task
-            if state == "running":
-                message = "its worker process died while building it (killed?)"
-                self.store.task_finished(self.outcome.grid_id, task.key, "interrupted", message)
-                self.finished(task, TaskOutcome(task.key, task.kind, "interrupted", error=message))
-            return None
-        assert task.run_id is not None
-        run = self.store.run_states([task.key]).get(task.key)
-        seen = "running" if task.seen_status == "stale" else task.seen_status
-        if run is None or (run.attempts == task.seen_attempts and run.status in (task.seen_status, seen)):
-            return task  # never claimed: it was still queued
-        if run.attempts != task.seen_attempts + 1:
-            outcome = TaskOutcome(task.key, task.kind, "skipped", error="another kdreg process is running it")
-        elif run.status == "interrupted":
-            return dataclasses.replace(task, seen_status="interrupted", seen_attempts=run.attempts)
-        elif run.status in ("running", "stale"):
+        grid_id = self.outcome.grid_id
+        state = self.store.task_state(grid_id, task.key)
+        if state in ("pending", "submitted", "interrupted"):
+            return task
+        if state == "running":
             message = "Interrupted: the worker process running it died (killed?)"
-            self.store.finish_run(task.run_id, "interrupted", error=message)
-            self.store.task_finished(self.outcome.grid_id, task.key, "interrupted", message)
-            outcome = TaskOutcome(task.key, task.kind, "interrupted", error=message)
-        else:
-            outcome = TaskOutcome(task.key, task.kind, run.status)
-        self.finished(task, outcome)
+            run = self.store.run_states([task.key]).get(task.key) if task.kind == RUN else None
+            if run is not None and task.run_id is not None and run.status in ("running", "stale"):
+                self.store.finish_run(task.run_id, "interrupted", error=message)
+            self.store.task_finished(grid_id, task.key, "interrupted", message)
+            self.finished(task, TaskOutcome(task.key, task.kind, "interrupted", error=message))
+            return None
+        self.finished(task, TaskOutcome(task.key, task.kind, state or "skipped"))
         return None
 
 
@@ -177,12 +177,33 @@ def task_environment() -> tuple[tuple[str, str], ...]:
     return tuple((name, os.environ[name]) for name in FORWARDED_ENVIRONMENT if name in os.environ)
 
 
-def record_grid(store: Store, plan: Plan, *, command: str, executor: str, device: str) -> GridOutcome:
+def _recording(store: Store, executor: Any, grid_id: int) -> tuple[str, str | None]:
+    """How this grid's tasks record their outcome, and its journal folder when they use one.
+
+    Tasks write the store themselves unless they may run on other machines and the store is
+    an SQLite file, which only one machine may write: then the executor says how they
+    record instead (a journal on its shared folder, or values it returns).
+    """
+    remote = getattr(executor, "remote_recording", None)
+    if not remote or sqlite_path(store.url) is None:
+        return STORE, None
+    if remote == JOURNAL:
+        folder = Path(executor.shared_folder()) / f"grid-{grid_id}" / "journal"
+        folder.mkdir(parents=True, exist_ok=True)
+        return JOURNAL, str(folder)
+    return remote, None
+
+
+def record_grid(store: Store, plan: Plan, *, command: str, executor_spec: str, executor: Any = None,
+                device: str = "auto") -> GridOutcome:
     """Record the grid, plan its runs (pending rows, their states as claims will name them) and its tasks."""
     jobs = [item.job for item in plan.items]
-    grid_id = store.create_grid(command, {"jobs": len(jobs), "executor": executor})
+    grid_id = store.create_grid(command, {"jobs": len(jobs), "executor": executor_spec})
+    recording, journal = _recording(store, executor, grid_id)
+    if journal is not None:
+        store.update_grid_config(grid_id, {JOURNAL_KEY: journal})
     states = store.plan_runs(grid_id, [job.record for job in jobs])
-    items = plan_items(jobs, states, retry_failed=plan.retry_failed, force=plan.force)
+    items = plan_items(jobs, states, retry_failed=plan.retry_failed, force=plan.force, held=plan.held)
     graph = build_graph([i.job for i in items if i.action == "run"], model_cache.is_complete)
     tasks = []
     for task in graph.tasks:
@@ -192,15 +213,16 @@ def record_grid(store: Store, plan: Plan, *, command: str, executor: str, device
                                        seen_attempts=state.attempts)
         tasks.append(task)
     rows = [TaskRow(t.key, t.kind, t.label, t.run_id, t.depends_on) for t in tasks]
-    store.add_tasks(grid_id, rows, executor)
-    context = TaskContext(grid_id, store.url, device, executor, task_environment())
+    store.add_tasks(grid_id, rows, executor_spec)
+    context = TaskContext(grid_id, store.url, device, executor_spec, task_environment(), recording, journal)
     return GridOutcome(grid_id, items, TaskGraph(tasks, context))
 
 
 def run_grid(store: Store, plan: Plan, executor: Any, *, executor_spec: str, command: str,
              device: str = "auto", fail_fast: bool = False, reporter: Reporter | None = None) -> GridOutcome:
     """Record the grid and have ``executor`` (an Executor plugin instance) run its task graph."""
-    outcome = record_grid(store, plan, command=command, executor=executor_spec, device=device)
+    outcome = record_grid(store, plan, command=command, executor_spec=executor_spec, executor=executor,
+                          device=device)
     use_store(store)  # tasks executed in this process write through this very store
     monitor = GridMonitor(store, outcome, reporter or SilentReporter(), fail_fast=fail_fast)
     if outcome.graph.tasks:

@@ -14,8 +14,9 @@ and a stale one (its process died) is run again.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from kdreg.execution.engines import engine_held
 from kdreg.execution.graph import TaskGraph, build_graph
 from kdreg.grid import USES_PRETRAIN, Job
 from kdreg.pipeline import model_cache
@@ -45,6 +46,8 @@ class Plan:
     graph: TaskGraph
     retry_failed: bool = False
     force: bool = False
+    held: dict[str, str] = field(default_factory=dict)
+    """Run hash → the engine job that has it queued or running (such runs are skipped)."""
 
     @property
     def to_run(self) -> list[PlanItem]:
@@ -63,24 +66,31 @@ def decide(previous: str | None, *, retry_failed: bool, force: bool) -> str:
 
 
 def plan_items(jobs: Sequence[Job], states: dict[str, RunState], *, retry_failed: bool = False,
-               force: bool = False) -> list[PlanItem]:
-    """Each job with its action, from the stored states of the runs (absent: new)."""
+               force: bool = False, held: dict[str, str] | None = None) -> list[PlanItem]:
+    """Each job with its action, from the stored states of the runs (absent: new).
+
+    A run in ``held`` is queued or running in an engine (a Slurm job): 'queued', skipped.
+    """
     items = []
     for job in jobs:
         state = states.get(job.record.config_hash)
         previous = state.status if state else None
-        items.append(PlanItem(job, previous, decide(previous, retry_failed=retry_failed, force=force),
-                              state.attempts if state else 0))
+        if held and job.record.config_hash in held and previous not in ("running", "succeeded"):
+            previous = "queued"
+        action = "skip" if previous == "queued" else decide(previous, retry_failed=retry_failed, force=force)
+        items.append(PlanItem(job, previous, action, state.attempts if state else 0))
     return items
 
 
 def plan_grid(store: Store | None, jobs: Sequence[Job], *, retry_failed: bool = False,
               force: bool = False) -> Plan:
     """The plan of ``jobs`` against ``store`` (None: a dry run before any database exists; all new)."""
-    states = store.run_states([j.record.config_hash for j in jobs]) if store is not None else {}
-    items = plan_items(jobs, states, retry_failed=retry_failed, force=force)
+    hashes = [j.record.config_hash for j in jobs]
+    states = store.run_states(hashes) if store is not None else {}
+    held = engine_held(store, hashes) if store is not None else {}
+    items = plan_items(jobs, states, retry_failed=retry_failed, force=force, held=held)
     graph = build_graph([i.job for i in items if i.action == "run"], model_cache.is_complete)
-    return Plan(items, graph, retry_failed, force)
+    return Plan(items, graph, retry_failed, force, held)
 
 
 def preflight(jobs: Sequence[Job], plugins: PluginSet) -> None:

@@ -28,6 +28,25 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Hold termination signals while recording an interruption, so a second one cannot cut it short.
+
+    Slurm sends SIGTERM right after a preemption signal, and an impatient user presses Ctrl-C
+    twice: the record of the first interruption must still land. Signals that arrive meanwhile
+    are delivered when the block ends (the task is being interrupted anyway).
+    """
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    held = {*SIGNALS, signal.SIGINT}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def exit_code(interrupt: BaseException) -> int:
     """The shell's exit code for an interruption: 128 + the signal's number."""
     return 128 + (interrupt.signum if isinstance(interrupt, Terminated) else signal.SIGINT)
@@ -37,6 +56,8 @@ def interrupted_by(interrupt: BaseException) -> str:
     """How a run was interrupted, in words for its error field."""
     if isinstance(interrupt, Terminated):
         return f"Interrupted ({signal.Signals(interrupt.signum).name})"
+    if isinstance(interrupt, SystemExit):
+        return "Interrupted (preempted or out of time: the engine requeues it)"
     return "Interrupted (Ctrl-C)"
 
 

@@ -23,13 +23,22 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from kdreg.errors import KdregError
 from kdreg.execution.graph import RUN, Task
-from kdreg.execution.signals import interrupted_by
-from kdreg.records import CurveRecord, ResultRecord
+from kdreg.execution.recording import (
+    JOURNAL,
+    RETURN,
+    JournalRecorder,
+    Recorder,
+    ReturnRecorder,
+    StoreRecorder,
+)
+from kdreg.execution.signals import deferred, interrupted_by
+from kdreg.records import TaskOutcome
 
 STEP_EVENT_SECONDS = 0.2
 """Training-step events are sent at most this often (and always for the last step)."""
@@ -50,6 +59,10 @@ class TaskContext:
     executor: str
     environment: tuple[tuple[str, str], ...] = ()
     """Variables the worker sets before it runs (KDREG_HOME, KDREG_CACHE, ...), as the planner saw them."""
+    recording: str = "store"
+    """How tasks record their outcome: 'store', 'journal' (files in ``journal``) or 'return'."""
+    journal: str | None = None
+    """The grid's journal folder (on a shared file system) when ``recording`` is 'journal'."""
 
 
 @dataclass(frozen=True)
@@ -64,25 +77,6 @@ class TaskEvent:
     step: int = 0
     total: int = 0
     loss: float = 0.0
-
-
-@dataclass
-class TaskOutcome:
-    """How a task ended, as a value: also recorded in the store by the task itself."""
-
-    key: str
-    kind: str
-    status: str
-    """'succeeded', 'failed', 'interrupted', or 'skipped' (another process held the run)."""
-    seconds: float = 0.0
-    error: str | None = None
-    traceback: str | None = None
-    results: list[ResultRecord] = field(default_factory=list)
-    curves: dict[str, CurveRecord] = field(default_factory=dict)
-    where: str = ""
-    """host, pid and device of the process that executed it."""
-    busy_seconds: float = 0.0
-    """Time inside the stage (training and evaluation); the rest is the executor's and the store's."""
 
 
 @dataclass(frozen=True)
@@ -169,12 +163,12 @@ def _step(phase: str, step: int, total: int, loss: float) -> None:
 
 
 class _Heartbeat:
-    """Writes the heartbeat of a run and its task from a background thread while the task runs."""
+    """Tells the recorder the task is alive from a background thread, while the task runs."""
 
-    def __init__(self, store: Any, run_id: int | None, task: tuple[int, str]) -> None:
+    def __init__(self, recorder: Recorder, task: Task) -> None:
         from kdreg.store.liveness import heartbeat_seconds
 
-        self._store, self._run_id, self._task = store, run_id, task
+        self._recorder, self._task = recorder, task
         self._every = heartbeat_seconds()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="kdreg-heartbeat", daemon=True)
@@ -182,7 +176,7 @@ class _Heartbeat:
     def _beat(self) -> None:
         while not self._stop.wait(self._every):
             try:
-                self._store.heartbeat(self._run_id, self._task)
+                self._recorder.heartbeat(self._task)
             except Exception:  # a busy database must not kill the run; the next beat tries again
                 pass
 
@@ -214,49 +208,28 @@ def _one_line(exc: BaseException) -> str:
     return (f"{type(exc).__name__}: {exc}".splitlines() or [type(exc).__name__])[0][:1000]
 
 
+def recorder_for(context: TaskContext) -> Recorder:
+    """The recorder ``context`` asks for (opening this process's store only when tasks write to it)."""
+    if context.recording == RETURN:
+        return ReturnRecorder()
+    if context.recording == JOURNAL:
+        assert context.journal is not None
+        return JournalRecorder(Path(context.journal))
+    return StoreRecorder(_state.store(context.db_url), context.grid_id)
+
+
 def execute_task(task: Task, context: TaskContext) -> TaskOutcome:
     """Execute one task and record its outcome; interruptions are recorded, then re-raised."""
     _apply(context.environment)
-    store = _state.store(context.db_url)
+    recorder = recorder_for(context)
     started = time.perf_counter()
     with _executing(task):
-        if task.kind == RUN:
-            outcome = _execute_run(task, context, store)
-        else:
-            outcome = _execute_artifact(task, context, store)
+        outcome = _execute(task, context, recorder)
     outcome.seconds = time.perf_counter() - started
     return outcome
 
 
-def _placement(device: str) -> tuple[str, int, str]:
-    return socket.gethostname(), os.getpid(), device
-
-
-def _execute_artifact(task: Task, context: TaskContext, store: Any) -> TaskOutcome:
-    where, begun = "", time.perf_counter()
-    try:
-        with _Heartbeat(store, None, (context.grid_id, task.key)):
-            pipeline = _state.pipeline(context.device)
-            host, pid, device = _placement(pipeline.device.describe())
-            store.task_started(context.grid_id, task.key, host=host, pid=pid, device=device)
-            where = f"{host} pid {pid} · {device}"
-            _emit(TaskEvent(task.key, "started", message=where))
-            begun = time.perf_counter()
-            pipeline.build(task.kind, task.job.rebuild(pipeline.plugins))
-    except KeyboardInterrupt as interrupt:
-        store.task_finished(context.grid_id, task.key, "interrupted", interrupted_by(interrupt))
-        raise
-    except Exception as exc:
-        message = _one_line(exc)
-        store.task_finished(context.grid_id, task.key, "failed", message)
-        return TaskOutcome(task.key, task.kind, "failed", error=message, traceback=traceback.format_exc(),
-                           where=where)
-    store.task_finished(context.grid_id, task.key, "succeeded")
-    return TaskOutcome(task.key, task.kind, "succeeded", where=where,
-                       busy_seconds=time.perf_counter() - begun)
-
-
-def _missing_dependencies(job: Any, store: Any) -> str | None:
+def _missing_dependencies(job: Any, recorder: Recorder) -> str | None:
     """Why an artifact this run needs is not there, or None when every one is."""
     from kdreg.execution.graph import artifact_needs
     from kdreg.pipeline import model_cache
@@ -265,7 +238,7 @@ def _missing_dependencies(job: Any, store: Any) -> str | None:
         if model_cache.is_complete(kind, key):
             continue
         what = "fine-tuned teacher" if kind == "teacher" else "student distilled in pretraining"
-        reason = store.artifact_failure(key)
+        reason = recorder.artifact_failure(key)
         if reason:
             return (f"The {what} this run needs could not be built; fix that and run again with "
                     f"--retry-failed (`kdreg status` names the task). Its error: {reason}")
@@ -273,43 +246,47 @@ def _missing_dependencies(job: Any, store: Any) -> str | None:
     return None
 
 
-def _execute_run(task: Task, context: TaskContext, store: Any) -> TaskOutcome:
+def _execute(task: Task, context: TaskContext, recorder: Recorder) -> TaskOutcome:
+    """Claim, start, train or build, record: the one path of every task."""
     from kdreg.pipeline.environment import environment
 
-    assert task.run_id is not None
-    if not store.claim_run(task.run_id, task.seen_status, task.seen_attempts):
-        store.task_finished(context.grid_id, task.key, "skipped", "another kdreg process is running it")
-        return TaskOutcome(task.key, task.kind, "skipped", error="another kdreg process is running it")
-    kept, where, busy = None, "", 0.0
+    outcome = TaskOutcome(task.key, task.kind, "running", host=socket.gethostname(), pid=os.getpid())
+    if not recorder.claim(task):
+        outcome.status, outcome.error = "skipped", "another kdreg process is running it"
+        return outcome
     try:
-        with _Heartbeat(store, task.run_id, (context.grid_id, task.key)):
+        with _Heartbeat(recorder, task):
             pipeline = _state.pipeline(context.device)
-            host, pid, device = _placement(pipeline.device.describe())
-            store.task_started(context.grid_id, task.key, host=host, pid=pid, device=device)
-            where = f"{host} pid {pid} · {device}"
-            _emit(TaskEvent(task.key, "started", message=where))
+            outcome.device = pipeline.device.describe()
             job = task.job.rebuild(pipeline.plugins)
-            identities = [p.identity() for p in (job.teacher, job.student, job.benchmark, job.corpus) if p]
-            if job.loss is not None:
-                identities.append(job.loss.identity())
-            kept = store.start_run(task.run_id, environment(device, identities))
-            missing = _missing_dependencies(job, store)
-            if missing:
-                raise DependencyFailedError(missing)
+            if task.kind == RUN:
+                plugins = (job.teacher, job.student, job.benchmark, job.corpus)
+                identities = [p.identity() for p in plugins if p is not None]
+                if job.loss is not None:
+                    identities.append(job.loss.identity())
+                outcome.environment = environment(outcome.device, identities)
+            outcome.started_at = time.time()
+            recorder.started(task, outcome)
+            _emit(TaskEvent(task.key, "started", message=outcome.where))
             begun = time.perf_counter()
-            results, curves = pipeline.run(job)
-            busy = time.perf_counter() - begun
-            store.complete_run(task.run_id, results, {p: (c.steps, c.losses) for p, c in curves.items()})
-    except KeyboardInterrupt as interrupt:
-        store.finish_run(task.run_id, "interrupted", error=interrupted_by(interrupt), kept=kept)
-        store.task_finished(context.grid_id, task.key, "interrupted", interrupted_by(interrupt))
+            if task.kind == RUN:
+                missing = _missing_dependencies(job, recorder)
+                if missing:
+                    raise DependencyFailedError(missing)
+                outcome.results, outcome.curves = pipeline.run(job)
+            else:
+                pipeline.build(task.kind, job)
+            outcome.busy_seconds = time.perf_counter() - begun
+            outcome.status, outcome.finished_at = "succeeded", time.time()
+            recorder.finished(task, outcome)
+    except (KeyboardInterrupt, SystemExit) as interrupt:  # SystemExit: submitit requeues after preemption
+        outcome.status, outcome.error = "interrupted", interrupted_by(interrupt)
+        outcome.results, outcome.curves, outcome.finished_at = [], {}, time.time()
+        with deferred():
+            recorder.finished(task, outcome)
         raise
     except Exception as exc:
-        message = _one_line(exc)
-        store.finish_run(task.run_id, "failed", error=message, traceback=traceback.format_exc(), kept=kept)
-        store.task_finished(context.grid_id, task.key, "failed", message)
-        return TaskOutcome(task.key, task.kind, "failed", error=message, traceback=traceback.format_exc(),
-                           where=where)
-    store.task_finished(context.grid_id, task.key, "succeeded")
-    return TaskOutcome(task.key, task.kind, "succeeded", results=results, curves=curves, where=where,
-                       busy_seconds=busy)
+        outcome.status, outcome.error, outcome.traceback = "failed", _one_line(exc), traceback.format_exc()
+        outcome.results, outcome.curves, outcome.finished_at = [], {}, time.time()
+        recorder.finished(task, outcome)
+    return outcome

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 if TYPE_CHECKING:
@@ -33,7 +34,8 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from kdreg.execution.graph import Task, TaskGraph
-    from kdreg.execution.worker import TaskEvent, TaskOutcome
+    from kdreg.execution.worker import TaskEvent
+    from kdreg.records import TaskOutcome
 
 KINDS: dict[str, str] = {
     "teacher": "kdreg.teachers",
@@ -280,6 +282,24 @@ class Executor(Plugin):
     the store; the executor gets every task done. Each task records its own outcome in the
     store, so an executor only moves work and reports back.
     """
+
+    remote_recording: ClassVar[str | None] = None
+    """None: tasks run on this machine. For tasks on other machines, how they record when the
+    store is an SQLite file (which only this machine may write): 'journal' (files in
+    ``shared_folder()``, recorded by ``kdreg status``/``collect``) or 'return' (the outcome
+    returned to ``monitor.finished``, recorded there)."""
+
+    def shared_folder(self) -> Path | None:
+        """A folder every node sees (for 'journal' recording); None when there is none."""
+        return None
+
+    def alive(self, external_ids: list[str]) -> set[str]:
+        """Of the engine's jobs given (``monitor.submitted`` ids), those that may still run."""
+        return set(external_ids)
+
+    def states(self, external_ids: list[str]) -> dict[str, str]:
+        """The engine's state of each job it still knows (shown by ``kdreg status``)."""
+        return {}
 
     def execute(self, graph: TaskGraph, monitor: Monitor) -> None:
         """Run every task of ``graph`` once, each only after the tasks in its ``depends_on`` have finished.

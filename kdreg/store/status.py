@@ -36,7 +36,7 @@ class RunState:
 
 @dataclass
 class RunningTask:
-    """A task that is running now, and where."""
+    """A task that is running now (or waits in an engine's queue), and where."""
 
     key: str
     kind: str
@@ -51,6 +51,8 @@ class RunningTask:
     """Since it started."""
     heartbeat_age: float | None
     stale: bool
+    state: str = "running"
+    """'running', or 'submitted' (an engine has it; it may be queued or running elsewhere)."""
 
 
 @dataclass
@@ -65,8 +67,11 @@ class GridProgress:
     artifacts_done: int = 0
     artifacts: int = 0
     running: list[RunningTask] = field(default_factory=list)
+    """Tasks running now, then tasks an engine has (state 'submitted')."""
     submitted: int = 0
-    """Tasks handed to an engine that has not started them."""
+    """Tasks handed to an engine that has not recorded an outcome yet."""
+    executor: str = ""
+    journal: str | None = None
 
     @property
     def total(self) -> int:
@@ -117,7 +122,9 @@ class StatusReads:
             if grid is None:
                 return None
             now = db_now(s)
-            progress = GridProgress(grid_id, grid.command, aware(grid.created_at))
+            config = grid.config if isinstance(grid.config, dict) else {}
+            progress = GridProgress(grid_id, grid.command, aware(grid.created_at),
+                                    executor=str(config.get("executor", "")), journal=config.get("journal"))
             for status, beat in s.execute(select(Run.status, Run.heartbeat_at)
                                           .join(GridRun, GridRun.run_id == Run.id)
                                           .where(GridRun.grid_id == grid_id)):
@@ -139,6 +146,9 @@ class StatusReads:
                     task.key, task.kind, task.label, task.run_id, task.host, task.pid, task.device,
                     task.external_id, task.log_path, _age(now, task.started_at), _age(now, task.heartbeat_at),
                     is_stale(task.heartbeat_at, now)))
+        progress.running += [
+            RunningTask(t.key, t.kind, t.label, t.run_id, t.host, t.pid, t.device, t.external_id, t.log_path,
+                        None, None, False, "submitted") for t in tasks if t.status == "submitted"]
         return progress
 
     def grid_runs(self, grid_id: int) -> list[Run]:

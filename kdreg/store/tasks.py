@@ -18,7 +18,19 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from kdreg.store.liveness import db_now
-from kdreg.store.schema import Task
+from kdreg.store.schema import Grid, Run, Task
+
+
+@dataclass(frozen=True)
+class SubmittedTask:
+    """A run's task an engine accepted and that has recorded no outcome yet."""
+
+    grid_id: int
+    key: str
+    run_hash: str
+    executor: str
+    external_id: str
+    journal: str | None
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,44 @@ class TaskRecords:
         with self.session() as s:
             s.execute(update(Task).where(Task.grid_id == grid_id, Task.key == key).values(
                 status="submitted", external_id=external_id, log_path=log_path))
+
+    def submitted_tasks(self, hashes: Sequence[str]) -> list[SubmittedTask]:
+        """Tasks of the runs ``hashes`` that an engine accepted and that recorded no outcome yet."""
+        found: list[SubmittedTask] = []
+        with self.session() as s:
+            for start in range(0, len(hashes), 500):
+                chunk = list(hashes[start : start + 500])
+                found.extend(
+                    SubmittedTask(row.grid_id, row.key, row.config_hash, row.executor, row.external_id,
+                                  (row.config or {}).get("journal"))
+                    for row in s.execute(
+                        select(Task.grid_id, Task.key, Task.executor, Task.external_id, Run.config_hash,
+                               Grid.config)
+                        .join(Run, Run.id == Task.run_id).join(Grid, Grid.id == Task.grid_id)
+                        .where(Task.status == "submitted", Task.external_id.is_not(None),
+                               Run.config_hash.in_(chunk))))
+        return found
+
+    def journals(self) -> list[tuple[int, str]]:
+        """(grid id, journal folder) of grids that record through a journal and have tasks not yet final."""
+        with self.session() as s:
+            unfinished = set(s.scalars(select(Task.grid_id).where(
+                Task.status.in_(("pending", "submitted", "running", "interrupted"))).distinct()))
+            grids = s.execute(select(Grid.id, Grid.config).where(Grid.id.in_(unfinished))).all()
+        return [(grid_id, config["journal"]) for grid_id, config in grids
+                if isinstance(config, dict) and config.get("journal")]
+
+    def update_grid_config(self, grid_id: int, items: dict[str, object]) -> None:
+        """Add ``items`` to a grid's config."""
+        with self.session() as s:
+            grid = s.get(Grid, grid_id)
+            if grid is not None:
+                grid.config = {**(grid.config or {}), **items}
+
+    def grid_tasks(self, grid_id: int) -> list[Task]:
+        """Every task row of a grid, in the order they were planned (detached)."""
+        with self.session() as s:
+            return list(s.scalars(select(Task).where(Task.grid_id == grid_id).order_by(Task.id)).all())
 
     def task_state(self, grid_id: int, key: str) -> str | None:
         """The status of one task of a grid (None when the grid has no such task)."""

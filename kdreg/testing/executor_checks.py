@@ -37,7 +37,7 @@ class ProbeCall:
     folder: str
 
     def __call__(self) -> Any:
-        from kdreg.execution.worker import TaskOutcome
+        from kdreg.records import TaskOutcome
 
         started = time.time()
         time.sleep(SLEEP_SECONDS)

@@ -58,4 +58,5 @@ def test_a_bad_stale_limit_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) ->
     for argv in (["run", "--dry-run"], ["status"]):
         done = CliRunner().invoke(app, argv)
         assert done.exit_code == 1, done.output
-        assert done.output == "error: KDREG_STALE_SECONDS='soon' must be a number of seconds from 1 to 604800.\n"
+        expected = "error: KDREG_STALE_SECONDS='soon' must be a number of seconds from 1 to 604800.\n"
+        assert done.output == expected

@@ -12,20 +12,14 @@ its own time zone would, so any confusion between naive and aware times shows up
 
 from __future__ import annotations
 
-import glob
 import json
 import math
 import os
-import pwd
 import shlex
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -37,6 +31,7 @@ psycopg = pytest.importorskip(  # ImportError too: psycopg present but without a
 
 from alembic.autogenerate import compare_metadata  # noqa: E402
 from alembic.migration import MigrationContext  # noqa: E402
+from pg_server import SERVER_TIME_ZONE, USER, Cluster  # noqa: E402
 from sqlalchemy import inspect, text  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
@@ -46,97 +41,6 @@ from kdreg.store.engine import make_engine  # noqa: E402
 from kdreg.store.migrate import SCHEMA_HEAD, VERSION_TABLE, current_revision, upgrade  # noqa: E402
 from kdreg.store.schema import Base, Curve, Grid, GridRun, Result, Run  # noqa: E402
 from kdreg.store.store import ResultRecord, RunRecord, Store, open_store  # noqa: E402
-
-SERVER_TIME_ZONE = "Asia/Kolkata"
-USER = "kdreg"
-
-
-def _postgres_bin() -> Path | None:
-    """The folder holding initdb and pg_ctl: on PATH, else Debian's /usr/lib/postgresql/<ver>/bin."""
-    found = shutil.which("initdb")
-    if found and shutil.which("pg_ctl"):
-        return Path(found).resolve().parent
-    debian = glob.glob("/usr/lib/postgresql/*/bin")
-    for folder in sorted(debian, key=lambda p: int(p.split("/")[-2]), reverse=True):  # newest first
-        if Path(folder, "initdb").exists() and Path(folder, "pg_ctl").exists():
-            return Path(folder)
-    return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass(frozen=True)
-class Cluster:
-    """A running throwaway server: TCP on 127.0.0.1:port and a Unix socket in ``socket_dir``."""
-
-    port: int
-    socket_dir: Path
-
-    def url(self, database: str) -> str:
-        return f"postgresql+psycopg://{USER}@127.0.0.1:{self.port}/{database}"
-
-    def socket_url(self, database: str) -> str:
-        return f"postgresql+psycopg://{USER}@/{database}?host={self.socket_dir}&port={self.port}"
-
-    def create_database(self, name: str) -> str:
-        with psycopg.connect(host="127.0.0.1", port=self.port, user=USER, dbname="postgres",
-                             autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return self.url(name)
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    bindir = _postgres_bin()
-    if bindir is None:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found; apt-get install postgresql")
-    as_user: list[str] = []
-    owner: pwd.struct_passwd | None = None
-    if os.geteuid() == 0:  # the server refuses to run as root
-        try:
-            owner = pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no 'postgres' user to run the server as")
-        runuser = shutil.which("runuser")
-        as_user = [runuser, "-u", "postgres", "--"] if runuser else []
-        if not as_user:
-            pytest.skip("running as root without runuser to start the server as 'postgres'")
-    # Not under pytest's tmp folder: that one is private to this user (0700), the server's user
-    # could not reach it.
-    root = Path(tempfile.mkdtemp(prefix="kdreg-pg-"))
-    try:
-        if owner is not None:
-            os.chown(root, owner.pw_uid, owner.pw_gid)
-        data, log = root / "data", root / "server.log"
-        init = subprocess.run(
-            [*as_user, str(bindir / "initdb"), "-D", str(data), "-U", USER, "--auth=trust",
-             "-E", "UTF8", "--no-locale", "--no-sync", "--no-instructions"],
-            capture_output=True, text=True, timeout=60,
-        )
-        if init.returncode != 0:
-            pytest.fail(f"initdb failed: {init.stderr[-2000:]}")
-        port = _free_port()
-        options = (f"-h 127.0.0.1 -p {port} -k {root} -F -c full_page_writes=off -c synchronous_commit=off "
-                   f"-c timezone={SERVER_TIME_ZONE} -c max_connections=40")
-        start = subprocess.run(
-            [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "30",
-             "-o", options, "start"],
-            capture_output=True, text=True, timeout=60,
-        )
-        if start.returncode != 0:
-            server_log = log.read_text() if log.exists() else ""
-            pytest.fail(f"pg_ctl start failed: {start.stdout}{start.stderr}{server_log[-2000:]}")
-        try:
-            yield Cluster(port, root)
-        finally:
-            subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                           capture_output=True, timeout=60)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

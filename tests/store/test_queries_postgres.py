@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 # The server fixture of test_postgres.py (which skips itself without psycopg or the binaries).
-from test_postgres import Cluster, cluster  # noqa: F401
+from pg_server import Cluster
 
 from kdreg.reporting.aggregate import seed_groups
 from kdreg.reporting.report import build_report
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow  # a server start and 254 runs written over TCP: ~
 
 
 @pytest.fixture(scope="module")
-def both(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]  # noqa: F811
+def both(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     cache = tmp_path_factory.getbasetemp() / "synthetic-store-cache"
     cache.mkdir(exist_ok=True)
     path = tmp_path_factory.mktemp("parity") / "runs.db"
@@ -46,7 +46,7 @@ def comparable(row: dict) -> dict:
     return {
         k: round(v, 9) if isinstance(v, float) else v
         for k, v in row.items()
-        if k not in ("created", "hash", "created_at", "finished_at", "config_hash")
+        if k not in ("created", "hash", "created_at", "finished_at", "heartbeat_at", "config_hash")
     }
 
 
