@@ -21,7 +21,6 @@ there (see :mod:`kdreg.execution.journal`).
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
