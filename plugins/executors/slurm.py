@@ -132,7 +132,7 @@ def job_states(job_ids: list[str]) -> dict[str, str]:
 
 
 class SlurmExecutor(Executor):
-    """Tasks as Slurm job arrays through submitit, dependencies as Slurm dependencies; returns once submitted."""
+    """Tasks as Slurm job arrays (submitit), dependencies as Slurm dependencies; returns once submitted."""
 
     Params = SlurmParams
     remote_recording: ClassVar[str | None] = "journal"
@@ -216,7 +216,8 @@ class SlurmExecutor(Executor):
                 waits = ":".join(job_ids[d] for d in deps)
                 executor.update_parameters(dependency=f"afterany:{waits}" if waits else None)
                 with executor.batch():
-                    jobs = [executor.submit(SlurmTaskCall(graph.call(t), self.params.requeues)) for t in tasks]
+                    calls = [SlurmTaskCall(graph.call(t), self.params.requeues) for t in tasks]
+                    jobs = [executor.submit(call) for call in calls]
                 for task, job in zip(tasks, jobs, strict=True):
                     job_ids[task.key] = job.job_id
                     monitor.submitted(task, external_id=job.job_id, log_path=str(job.paths.stdout))
