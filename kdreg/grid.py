@@ -29,7 +29,7 @@ from kdreg.languages import evaluation_languages, selected_languages
 from kdreg.plugins.registry import ResolvedPlugin
 from kdreg.plugins.resolve import PluginSet, ResolvedLoss
 from kdreg.records import RunRecord
-from kdreg.request import GridRequest
+from kdreg.request import TEACHER_STAGE, GridRequest
 
 PIPELINE_VERSION = "2"
 """Bumped when the training or evaluation code changes numbers for the same config."""
@@ -135,6 +135,17 @@ def make_job(stage: str, seed: int, teacher: ResolvedPlugin, benchmark: Resolved
                student, loss, corpus, pretrain_key)
 
 
+def with_teacher_row(stages: list[str]) -> bool:
+    """Whether a grid of ``stages`` includes the fine-tuned teacher's own row.
+
+    It does when a stage distils from the fine-tuned teacher (finetune, both) — its row is
+    the reference those students are read against, and the model is trained anyway — or
+    when ``--stage teacher`` asks for it; a grid of stages none and pretrain never trains a
+    fine-tuned teacher, so it gets no teacher row unless asked.
+    """
+    return TEACHER_STAGE in stages or bool(USES_FINETUNED_TEACHER & set(stages))
+
+
 def expand_grid(request: GridRequest, plugins: PluginSet) -> list[Job]:
     """The jobs of a grid, each teacher row first, duplicates merged by config hash.
 
@@ -146,8 +157,10 @@ def expand_grid(request: GridRequest, plugins: PluginSet) -> list[Job]:
     v = request.values
     hp = request.hparams
     stages = list(dict.fromkeys(v["stage"]))
+    teacher_row = with_teacher_row(stages)
+    stages = [stage for stage in stages if stage != TEACHER_STAGE]
     teachers = [plugins.resolve("teacher", t) for t in v["teacher"]]
-    students = [plugins.resolve("student", s) for s in v["student"]]
+    students = [plugins.resolve("student", s) for s in v["student"]] if stages else []
     losses = [plugins.resolve_loss(text) for text in v["loss"]]
     benchmarks = [plugins.resolve("benchmark", b) for b in v["benchmark"]]
     corpora = [plugins.resolve("corpus", c) for c in v["corpus"]] if USES_PRETRAIN & set(stages) else []
@@ -175,7 +188,8 @@ def expand_grid(request: GridRequest, plugins: PluginSet) -> list[Job]:
         for benchmark in benchmarks:
             languages, evaluated = selections[benchmark.spec]
             for seed in seeds:
-                add(make_job("teacher", seed, teacher, benchmark, languages, evaluated, hp))
+                if teacher_row:
+                    add(make_job("teacher", seed, teacher, benchmark, languages, evaluated, hp))
                 for student in students:
                     for stage in stages:
                         for loss in (losses if stage != "none" else [None]):

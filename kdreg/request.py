@@ -17,6 +17,9 @@ from kdreg.errors import ConfigError
 from kdreg.hparams import HParams, hparams_from_mapping
 
 STAGES = ("none", "finetune", "pretrain", "both")
+"""The students' stages."""
+TEACHER_STAGE = "teacher"
+"""The fine-tuned teacher's own row: in a grid when asked for, or when a stage distils from it."""
 KEYS = ("teacher", "student", "loss", "benchmark", "corpus", "stage", "seed", "lang")
 SECTIONS = ("teacher_finetune", "finetune", "pretrain")
 """Hyper-parameter tables of a grid file."""
@@ -134,9 +137,9 @@ def build_request(options: Mapping[str, Sequence[str]], grid_file: Path | None =
             values[key] = DEFAULTS.get(key, ())
     if not values.get("teacher"):
         raise ConfigError("No teacher given; pass --teacher NAME (see `kdreg plugins --kind teacher`).")
-    bad = [s for s in values["stage"] if s not in STAGES]
+    bad = [s for s in values["stage"] if s not in (TEACHER_STAGE, *STAGES)]
     if bad:
-        raise ConfigError(f"Unknown stage {bad[0]!r}; use one of: {', '.join(STAGES)}.")
+        raise ConfigError(f"Unknown stage {bad[0]!r}; use one of: {', '.join((TEACHER_STAGE, *STAGES))}.")
     for seed in values["seed"]:
         if not re.fullmatch(r"[0-9]{1,10}", seed) or int(seed) > MAX_SEED:
             raise ConfigError(f"Seed {seed[:30]!r} is not a whole number from 0 to {MAX_SEED}.")

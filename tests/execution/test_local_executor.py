@@ -67,7 +67,7 @@ def _start(world: dict[str, str], db: Path, grid: Path, *extra: str) -> subproce
     return subprocess.Popen(
         [sys.executable, "-m", "kdreg", "run", "--teacher", world["teacher"], "--student", "layers:k=1",
          "--student", "small:layers=1,hidden=16,heads=2,intermediate=32", "--benchmark", world["benchmark"],
-         "--stage", "none", "--config", str(grid), "--db", str(db), *extra],
+         "--stage", "teacher,none", "--config", str(grid), "--db", str(db), *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

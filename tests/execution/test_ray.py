@@ -81,7 +81,7 @@ def test_kill_9_of_a_ray_worker_loses_only_its_run(world: dict[str, str], kdreg_
     grid.write_text(SLOW)
     db = kdreg_home / "kill.db"
     args = ["run", "--teacher", world["teacher"], "--student", "layers:k=1", "--benchmark",
-            world["benchmark"], "--stage", "none", "--config", str(grid), "--db", str(db),
+            world["benchmark"], "--stage", "teacher,none", "--config", str(grid), "--db", str(db),
             "--executor", EXECUTOR]
     proc = kdreg(*args)
     deadline, seen, since = time.monotonic() + 180, None, time.monotonic()

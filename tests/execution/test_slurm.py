@@ -105,7 +105,7 @@ def test_scancel_of_a_running_task_makes_the_next_run_run_exactly_it(
     grid.write_text(SLOW)
     db = kdreg_home / "cancel.db"
     args = ["run", "--teacher", world["teacher"], "--student", "layers:k=1", "--benchmark",
-            world["benchmark"], "--stage", "none", "--config", str(grid), "--db", str(db),
+            world["benchmark"], "--stage", "teacher,none", "--config", str(grid), "--db", str(db),
             "--executor", "slurm"]
     assert kdreg(*args).returncode == 0
     _, job = _running_job(db, "none")
@@ -126,7 +126,7 @@ def test_a_preempted_task_is_requeued_and_stores_its_numbers_once(
     grid.write_text(SLOW)
     db = kdreg_home / "preempt.db"
     args = ["run", "--teacher", world["teacher"], "--student", "layers:k=1", "--benchmark",
-            world["benchmark"], "--stage", "none", "--config", str(grid), "--db", str(db),
+            world["benchmark"], "--stage", "teacher,none", "--config", str(grid), "--db", str(db),
             "--executor", "slurm"]
     assert kdreg(*args).returncode == 0
     key, job = _running_job(db, "none")

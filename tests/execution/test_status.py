@@ -41,7 +41,7 @@ def test_status_of_a_grid_another_process_is_running(world: dict[str, str], kdre
     db = kdreg_home / "kdreg.db"
     proc = subprocess.Popen(
         [sys.executable, "-m", "kdreg", "run", "--teacher", world["teacher"], "--student", "layers:k=1",
-         "--benchmark", world["benchmark"], "--stage", "none", "--config", str(slow)],
+         "--benchmark", world["benchmark"], "--stage", "teacher,none", "--config", str(slow)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120

@@ -129,7 +129,7 @@ def test_kdreg_run_in_a_planted_checkout_records_the_commit_and_runs_nothing(
 
     git_commit.cache_clear()
     done = invoke("run", "--teacher", world["teacher"], "--student", "layers:k=1", "--benchmark",
-                  world["benchmark"], "--stage", "none", "--config", world["grid"])
+                  world["benchmark"], "--stage", "teacher,none", "--config", world["grid"])
     git_commit.cache_clear()
     assert done.exit_code == 0, done.output
     with sqlite3.connect(kdreg_home / "kdreg.db") as db:

@@ -115,7 +115,7 @@ def test_numbers_do_not_depend_on_which_models_were_cached(world: dict[str, str]
     assert _invoke(*args, "--stage", "finetune", "--db", str(first_db)).exit_code == 0
     # 2: the teacher row succeeded before, the cache was cleared since: the finetune run trains the teacher
     second_db = kdreg_home / "second.db"
-    assert _invoke(*args, "--stage", "none", "--db", str(second_db)).exit_code == 0
+    assert _invoke(*args, "--stage", "teacher,none", "--db", str(second_db)).exit_code == 0
     model_cache.clear()
     second = _invoke(*args, "--stage", "finetune", "--db", str(second_db))
     assert second.exit_code == 0 and "1 to run" in second.output
@@ -151,7 +151,7 @@ def test_an_interrupt_marks_the_run_interrupted_and_keeps_what_was_stored(
     slow.write_text(GRID.replace("[finetune]\nmax_steps = 6", "[finetune]\nmax_steps = 100000"))
     proc = subprocess.Popen(
         [sys.executable, "-m", "kdreg", "run", "--teacher", world["teacher"], "--student", "layers:k=1",
-         "--benchmark", world["benchmark"], "--stage", "none", "--config", str(slow)],
+         "--benchmark", world["benchmark"], "--stage", "teacher,none", "--config", str(slow)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     db = kdreg_home / "kdreg.db"

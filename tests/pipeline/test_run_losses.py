@@ -63,7 +63,7 @@ def test_live_teacher_losses_in_finetune_and_pretrain(world: dict[str, str], kdr
 def test_lang_selects_targets_the_source_always_and_refuses_unknown_codes(world: dict[str, str],
                                                                           kdreg_home: Path) -> None:
     base = ["run", "--teacher", world["teacher"], "--student", "layers:k=1",
-            "--benchmark", world["benchmark"], "--stage", "none", "--config", world["grid"]]
+            "--benchmark", world["benchmark"], "--stage", "teacher,none", "--config", world["grid"]]
     unknown = _invoke(*base, "--lang", "de,xx")
     assert unknown.exit_code == 1
     lines = [line for line in unknown.output.splitlines() if line.strip()]

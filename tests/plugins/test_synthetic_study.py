@@ -23,7 +23,7 @@ student = "synthetic:layers=1,hidden=32,heads=2,intermediate=64"
 loss = "kl:alpha=1,temperature=1"
 benchmark = "synthetic:{WORLD},train_examples=200,eval_examples=60"
 corpus = "synthetic:{WORLD},documents=3000"
-stage = ["none", "pretrain"]
+stage = ["teacher", "none", "pretrain"]
 seed = [0]
 [teacher_finetune]
 epochs = 10.0
