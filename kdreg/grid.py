@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from kdreg.errors import ConfigError
@@ -97,15 +98,27 @@ class Job:
         return f"{' · '.join(parts)} ← {self.teacher.spec} on {self.benchmark.spec} (seed {self.seed})"
 
 
+@lru_cache(maxsize=64)
+def _phases(hp: HParams) -> dict[str, Any]:
+    """The phases' hyper-parameters as config (one HParams serves every job of a grid: computed once)."""
+    return hp.as_config()
+
+
 def make_job(stage: str, seed: int, teacher: ResolvedPlugin, benchmark: ResolvedPlugin,
              languages: tuple[str, ...], evaluated: tuple[str, ...], hp: HParams, *,
              student: ResolvedPlugin | None = None, loss: ResolvedLoss | None = None,
-             corpus: ResolvedPlugin | None = None) -> Job:
-    """One job with its canonical config, hash and artifact keys (the same wherever it is built)."""
-    phases = hp.as_config()
+             corpus: ResolvedPlugin | None = None, keys: dict[tuple[Any, ...], str] | None = None) -> Job:
+    """One job with its canonical config, hash and artifact keys (the same wherever it is built).
+
+    ``keys`` memoises artifact keys across the jobs of one grid (many jobs share each one).
+    """
+    keys = {} if keys is None else keys
+    phases = _phases(hp)
     base = {"teacher": teacher.identity(), "benchmark": benchmark.identity(), "seed": seed,
             "pipeline": PIPELINE_VERSION}
-    teacher_key = config_hash({**base, "hparams": {"teacher_finetune": phases["teacher_finetune"]}})
+    teacher_id = ("teacher", teacher.spec, benchmark.spec, seed, hp)
+    if teacher_id not in keys:
+        keys[teacher_id] = config_hash({**base, "hparams": {"teacher_finetune": phases["teacher_finetune"]}})
     config: dict[str, Any] = dict(base)
     config["stage"] = stage
     if stage != "teacher":
@@ -116,13 +129,17 @@ def make_job(stage: str, seed: int, teacher: ResolvedPlugin, benchmark: Resolved
     config["hparams"] = {name: phases[name] for name in PHASES[stage]}
     pretrain_key = None
     if corpus is not None and student is not None and loss is not None:
-        pretrain_key = config_hash({
-            "teacher": teacher.identity(), "student": student.identity(), "loss": loss.identity(),
-            "corpus": corpus.identity(), "seed": seed, "hparams": {"pretrain": phases["pretrain"]},
-            "pipeline": PIPELINE_VERSION,
-        })
+        pretrain_id = ("pretrain", teacher.spec, student.spec, loss.spec, corpus.spec, seed, hp)
+        if pretrain_id not in keys:
+            keys[pretrain_id] = config_hash({
+                "teacher": teacher.identity(), "student": student.identity(), "loss": loss.identity(),
+                "corpus": corpus.identity(), "seed": seed, "hparams": {"pretrain": phases["pretrain"]},
+                "pipeline": PIPELINE_VERSION,
+            })
+        pretrain_key = keys[pretrain_id]
+    text = canonical_json(config)
     record = RunRecord(
-        config_hash=config_hash(config), config=json.loads(canonical_json(config)),
+        config_hash=hashlib.sha256(text.encode()).hexdigest(), config=json.loads(text),
         teacher=teacher.name, teacher_spec=teacher.spec, benchmark=benchmark.name,
         benchmark_spec=benchmark.spec, stage=stage, seed=seed,
         student=student.name if student is not None else None,
@@ -131,7 +148,7 @@ def make_job(stage: str, seed: int, teacher: ResolvedPlugin, benchmark: Resolved
         corpus=corpus.name if corpus is not None else None,
         corpus_spec=corpus.spec if corpus is not None else None,
     )
-    return Job(stage, seed, teacher, benchmark, languages, evaluated, hp, record, teacher_key,
+    return Job(stage, seed, teacher, benchmark, languages, evaluated, hp, record, keys[teacher_id],
                student, loss, corpus, pretrain_key)
 
 
@@ -174,6 +191,7 @@ def expand_grid(request: GridRequest, plugins: PluginSet) -> list[Job]:
     requested = tuple(dict.fromkeys(v["lang"]))
 
     jobs: dict[str, Job] = {}
+    keys: dict[tuple[Any, ...], str] = {}
 
     def add(job: Job) -> None:
         jobs.setdefault(job.record.config_hash, job)
@@ -189,11 +207,11 @@ def expand_grid(request: GridRequest, plugins: PluginSet) -> list[Job]:
             languages, evaluated = selections[benchmark.spec]
             for seed in seeds:
                 if teacher_row:
-                    add(make_job("teacher", seed, teacher, benchmark, languages, evaluated, hp))
+                    add(make_job("teacher", seed, teacher, benchmark, languages, evaluated, hp, keys=keys))
                 for student in students:
                     for stage in stages:
                         for loss in (losses if stage != "none" else [None]):
                             for corpus in (corpora if stage in USES_PRETRAIN else [None]):
                                 add(make_job(stage, seed, teacher, benchmark, languages, evaluated, hp,
-                                             student=student, loss=loss, corpus=corpus))
+                                             student=student, loss=loss, corpus=corpus, keys=keys))
     return list(jobs.values())

@@ -43,8 +43,10 @@ def print_plan(plan: Any, *, executor: str, fmt: str = "table") -> None:
                     "to_run": to_run, "skipped": len(runs) - to_run})
         return
     if models:
-        render_rows(models, ["id", "kind", "builds", "needed_by"],
-                    title="models to build (tasks before the runs)")
+        few = models if len(models) <= MAX_ROWS else models[:20]
+        first = "" if few is models else f": the first 20 of {len(models)}"
+        title = f"models to build (tasks before the runs){first}"
+        render_rows(few, ["id", "kind", "builds", "needed_by"], title=title)
     shown = runs if len(runs) <= MAX_ROWS else runs[:20]
     for row in shown:
         row["hash"] = row["hash"][:10]

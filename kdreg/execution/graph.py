@@ -186,10 +186,13 @@ def build_graph(jobs: Sequence[Job], cached: Callable[[str, str], bool]) -> Task
     """
     tasks: list[Task] = []
     built: set[str] = set()
+    in_cache: dict[tuple[str, str], bool] = {}  # many runs share each artifact: ask the cache once
     for job in jobs:
         depends_on = []
         for kind, key in artifact_needs(job):
-            if cached(kind, key):
+            if (kind, key) not in in_cache:
+                in_cache[kind, key] = cached(kind, key)
+            if in_cache[kind, key]:
                 continue
             depends_on.append(key)
             if key not in built:

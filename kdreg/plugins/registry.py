@@ -262,6 +262,7 @@ class ResolvedPlugin:
     params: Any
     spec: str
     """Canonical ``name:key=value`` (only non-default parameters, sorted)."""
+    _identity: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -279,13 +280,18 @@ class ResolvedPlugin:
             ) from exc
 
     def identity(self) -> dict[str, Any]:
-        """What identifies this plugin in a run's canonical config: name, parameters, code version."""
-        return {
-            "name": self.entry.name,
-            "params": params_to_dict(self.params),
-            "distribution": self.entry.distribution,
-            "version": self.entry.version,
-        }
+        """What identifies this plugin in a run's canonical config: name, parameters, code version.
+
+        Computed once (a grid asks for it in every combination); callers must not change it.
+        """
+        if self._identity is None:
+            self._identity = {
+                "name": self.entry.name,
+                "params": params_to_dict(self.params),
+                "distribution": self.entry.distribution,
+                "version": self.entry.version,
+            }
+        return self._identity
 
 
 @cache

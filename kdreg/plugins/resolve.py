@@ -16,24 +16,25 @@ projection).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from kdreg.plugins.params import _format, parse_loss_combination
 from kdreg.plugins.registry import Registry, ResolvedPlugin, registry
 
 
-@dataclass
+@dataclass(frozen=True)
 class ResolvedLoss:
     """One loss or a weighted sum of losses, validated, not yet instantiated."""
 
-    terms: list[tuple[float, ResolvedPlugin]]
+    terms: tuple[tuple[float, ResolvedPlugin], ...]
 
-    @property
+    @cached_property
     def name(self) -> str:
         """The filterable name: ``kl``, or ``kl+hidden`` for a combination."""
         return "+".join(plugin.name for _, plugin in self.terms)
 
-    @property
+    @cached_property
     def spec(self) -> str:
         """Canonical text: parameters that differ from defaults, weights other than 1."""
         return "+".join(
@@ -57,7 +58,7 @@ class ResolvedLoss:
 def resolve_loss(registry: Registry, text: str) -> ResolvedLoss:
     """Parse and validate ``kl:temperature=4+0.5*hidden`` against the installed loss plugins."""
     terms = parse_loss_combination(text)
-    return ResolvedLoss([(term.weight, registry.resolve("loss", term.spec)) for term in terms])
+    return ResolvedLoss(tuple((term.weight, registry.resolve("loss", term.spec)) for term in terms))
 
 
 HARD_LABEL_LOSS = "ce"
