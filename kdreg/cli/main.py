@@ -105,6 +105,9 @@ for _name in COMMAND_MODULES:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``kdreg`` console script and ``python -m kdreg``."""
+    from kdreg.threads import prepare_threads
+
+    prepare_threads()  # torch's threads wait passively: set before anything imports torch
     try:
         app(args=argv, prog_name="kdreg")
     except KdregError as exc:

@@ -61,6 +61,10 @@ def run(
              "(worker processes on this machine), or an installed executor plugin.")] = None,
     fmt: Annotated[str, typer.Option(
         "--format", "-f", help="Dry-run output: table or json.")] = "table",
+    threads: Annotated[int | None, typer.Option(
+        "--threads", show_default=False,
+        help="CPU threads per task (default: KDREG_THREADS, else the executor's share of the cores)."
+    )] = None,
     wait: Annotated[bool, typer.Option(
         "--wait", help="With an executor that returns once the tasks are submitted (slurm): follow them "
                        "to the end.")] = False,
@@ -79,9 +83,12 @@ def run(
     from kdreg.plugins.resolve import PluginSet
     from kdreg.request import build_request
     from kdreg.store.liveness import stale_seconds
+    from kdreg.threads import prepare_threads, requested_threads
 
     check_device_name(device)  # before a dry run too
     stale_seconds()  # a bad KDREG_STALE_SECONDS is refused before anything runs
+    chosen_threads = requested_threads(threads)
+    prepare_threads(chosen_threads)
     check_format(fmt, ("table", "json"))
     _quiet_libraries()
     options = {"teacher": teacher, "student": student, "loss": loss, "benchmark": benchmark, "corpus": corpus,
@@ -101,7 +108,8 @@ def run(
                    executor=label, fmt=fmt)
         return
     _run_grid(plan_grid, jobs, db=db, retry_failed=retry_failed, force=force, runner=runner,
-              executor_spec=chosen.spec, label=label, device=device, fail_fast=fail_fast, wait=wait)
+              executor_spec=chosen.spec, label=label, device=device, fail_fast=fail_fast, wait=wait,
+              threads=chosen_threads)
 
 
 def _describe(executor: Any, spec: str) -> str:
@@ -110,7 +118,8 @@ def _describe(executor: Any, spec: str) -> str:
 
 
 def _run_grid(plan_grid: Any, jobs: Any, *, db: str | None, retry_failed: bool, force: bool, runner: Any,
-              executor_spec: str, label: str, device: str, fail_fast: bool, wait: bool) -> None:
+              executor_spec: str, label: str, device: str, fail_fast: bool, wait: bool,
+              threads: int | None) -> None:
     """Record and execute the grid, then print its table and what needs attention."""
     from kdreg.cli.output import print_error
     from kdreg.cli.progress import RichReporter
@@ -133,7 +142,7 @@ def _run_grid(plan_grid: Any, jobs: Any, *, db: str | None, retry_failed: bool, 
     try:
         with termination_as_interrupt(), RichReporter() as reporter:
             outcome = run_grid(store, plan, runner, executor_spec=executor_spec, command=command,
-                               device=device, fail_fast=fail_fast, reporter=reporter)
+                               device=device, fail_fast=fail_fast, reporter=reporter, threads=threads)
             if outcome.unfinished and wait:
                 from kdreg.execution.follow import follow
 

@@ -195,7 +195,7 @@ def _recording(store: Store, executor: Any, grid_id: int) -> tuple[str, str | No
 
 
 def record_grid(store: Store, plan: Plan, *, command: str, executor_spec: str, executor: Any = None,
-                device: str = "auto") -> GridOutcome:
+                device: str = "auto", threads: int | None = None) -> GridOutcome:
     """Record the grid, plan its runs (pending rows, their states as claims will name them) and its tasks."""
     jobs = [item.job for item in plan.items]
     grid_id = store.create_grid(command, {"jobs": len(jobs), "executor": executor_spec})
@@ -214,15 +214,17 @@ def record_grid(store: Store, plan: Plan, *, command: str, executor_spec: str, e
         tasks.append(task)
     rows = [TaskRow(t.key, t.kind, t.label, t.run_id, t.depends_on) for t in tasks]
     store.add_tasks(grid_id, rows, executor_spec)
-    context = TaskContext(grid_id, store.url, device, executor_spec, task_environment(), recording, journal)
+    context = TaskContext(grid_id, store.url, device, executor_spec, task_environment(), recording, journal,
+                          threads)
     return GridOutcome(grid_id, items, TaskGraph(tasks, context))
 
 
 def run_grid(store: Store, plan: Plan, executor: Any, *, executor_spec: str, command: str,
-             device: str = "auto", fail_fast: bool = False, reporter: Reporter | None = None) -> GridOutcome:
+             device: str = "auto", fail_fast: bool = False, reporter: Reporter | None = None,
+             threads: int | None = None) -> GridOutcome:
     """Record the grid and have ``executor`` (an Executor plugin instance) run its task graph."""
     outcome = record_grid(store, plan, command=command, executor_spec=executor_spec, executor=executor,
-                          device=device)
+                          device=device, threads=threads)
     use_store(store)  # tasks executed in this process write through this very store
     monitor = GridMonitor(store, outcome, reporter or SilentReporter(), fail_fast=fail_fast)
     if outcome.graph.tasks:

@@ -63,6 +63,8 @@ class TaskContext:
     """How tasks record their outcome: 'store', 'journal' (files in ``journal``) or 'return'."""
     journal: str | None = None
     """The grid's journal folder (on a shared file system) when ``recording`` is 'journal'."""
+    threads: int | None = None
+    """CPU threads per task the user asked for (``--threads``); None: the executor's share or torch's."""
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,10 @@ def recorder_for(context: TaskContext) -> Recorder:
 def execute_task(task: Task, context: TaskContext) -> TaskOutcome:
     """Execute one task and record its outcome; interruptions are recorded, then re-raised."""
     _apply(context.environment)
+    if context.threads is not None:
+        from kdreg.threads import prepare_threads
+
+        prepare_threads(context.threads)
     recorder = recorder_for(context)
     started = time.perf_counter()
     with _executing(task):

@@ -96,9 +96,9 @@ def _init_worker(slots: Any, gpus: list[str] | None, threads: int, stop: Any, ev
     slot = slots.get()
     if gpus is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)] if gpus else ""
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[name] = str(threads)
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from kdreg.threads import prepare_threads
+
+    prepare_threads(threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_terminate)
     from kdreg.execution.worker import set_event_sink

@@ -14,7 +14,8 @@ NAMES = ("english", "indonesian", "toba_batak")
 def test_a_files_benchmark_with_language_names(world: dict[str, str], kdreg_home: Path,
                                                tmp_path: Path) -> None:
     bench = f"files:path={write_benchmark(tmp_path / 'named', NAMES)}"  # the source is found: english
-    result = _invoke("run", "--teacher", world["teacher"], "--student", "layers:k=1", "--stage", "teacher,none",
+    result = _invoke("run", "--teacher", world["teacher"], "--student", "layers:k=1",
+                     "--stage", "teacher,none",
                      "--benchmark", bench, "--config", world["grid"])
     assert result.exit_code == 0, result.output
     db = kdreg_home / "kdreg.db"

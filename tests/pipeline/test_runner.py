@@ -21,7 +21,8 @@ from kdreg_plugins.executors.inline import InlineExecutor
 
 def _jobs(world: dict[str, str]) -> list[Job]:
     request = build_request({"teacher": [world["teacher"]], "student": ["layers:k=1"],
-                             "benchmark": [world["benchmark"]], "stage": ["teacher", "none"]}, Path(world["grid"]))
+                             "benchmark": [world["benchmark"]], "stage": ["teacher", "none"]},
+                            Path(world["grid"]))
     plugins = PluginSet()
     jobs = expand_grid(request, plugins)
     preflight(jobs, plugins)
