@@ -1,11 +1,10 @@
 """The ``slurm`` executor on a real single-node Slurm cluster (fixture ``slurm``; no mocks).
 
-A grid is submitted as job arrays with dependencies, ``kdreg run`` returns at once, and
-``kdreg status`` records the outcomes the jobs leave in the grid's journal (SQLite store)
-even though the submitting process is long gone; its numbers equal ``inline``'s. A task
-killed with ``scancel`` is the one run the next ``kdreg run`` runs again; a preempted task
-(Slurm's USR2) is requeued and stores its numbers once, from its complete run; with
-PostgreSQL the jobs write the store themselves.
+A task killed with ``scancel`` is the one run the next ``kdreg run`` runs again; a
+preempted task (Slurm's USR2) is requeued and stores its numbers once, from its complete
+run; with PostgreSQL the jobs write the store themselves. (A whole study submitted as job
+arrays, recorded by ``kdreg status`` after the submitter has gone and equal to ``inline``,
+is tests/execution/test_cluster_docs.py, which runs docs/cluster.md.)
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tiny_world import GRID, invoke, rows
+from tiny_world import GRID, rows
 
 SLOW = GRID.replace("[finetune]\nmax_steps = 6", "[finetune]\nmax_steps = 3000")
 
@@ -42,48 +41,6 @@ def _until(condition: Callable[[], object], what: str, timeout: float = 240) -> 
             return found
         time.sleep(1)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-def _numbers(db: Path) -> dict[str, list[tuple[object, ...]]]:
-    out: dict[str, list[tuple[object, ...]]] = {}
-    for key, *row in rows(db, "SELECT u.config_hash, r.language, r.split, r.metric, r.value FROM results r "
-                              "JOIN runs u ON u.id = r.run_id ORDER BY 1, 2, 3, 4"):
-        out.setdefault(key, []).append(tuple(row))
-    for key, *row in rows(db, "SELECT u.config_hash, c.phase, c.losses FROM curves c "
-                              "JOIN runs u ON u.id = c.run_id ORDER BY 1, 2"):
-        out.setdefault(key, []).append(tuple(row))
-    return out
-
-
-def test_a_grid_runs_as_job_arrays_and_status_records_it_after_the_submitter_is_gone(
-        slurm, world: dict[str, str], kdreg_home: Path) -> None:  # type: ignore[no-untyped-def]
-    args = ["run", "--teacher", world["teacher"], "--student", "layers:k=1",
-            "--student", "small:layers=1,hidden=16,heads=2,intermediate=32",
-            "--benchmark", world["benchmark"],
-            "--corpus", world["corpus"], "--stage", "none,finetune,pretrain", "--config", world["grid"]]
-    inline = invoke(*args, "--db", str(kdreg_home / "inline.db"))
-    assert inline.exit_code == 0, inline.output
-    from kdreg.pipeline import model_cache
-
-    model_cache.clear()  # the jobs build every model again
-    db = kdreg_home / "slurm.db"
-    started = time.monotonic()
-    submitted = kdreg(*args, "--db", str(db), "--executor", "slurm:array_parallelism=2")
-    assert submitted.returncode == 0, submitted.stderr
-    assert time.monotonic() - started < 60  # it returned once everything was submitted, not at the end
-    assert "10 task(s) submitted" in submitted.stderr
-    # real arrays: the models first, then the runs that wait for exactly their models' array elements
-    jobs = dict(rows(db, "SELECT key, external_id FROM tasks"))
-    assert len(jobs) == 10 and all(jobs.values())
-    assert any("_" in job for job in jobs.values())
-    waiting = rows(db, "SELECT external_id FROM tasks WHERE depends_on != '[]'")
-    shown = [slurm.job(job) for (job,) in waiting]
-    assert shown and all("Dependency=afterany:" in text or "JobState=COMPLETED" in text for text in shown)
-    _until(lambda: _status(db)["runs"].get("succeeded") == 7, "every run to succeed")
-    assert _numbers(db) == _numbers(kdreg_home / "inline.db")
-    assert rows(db, "SELECT COUNT(*) FROM tasks WHERE status != 'succeeded'") == [(0,)]
-    done = kdreg("collect", "--db", str(db))  # recording again changes nothing
-    assert done.returncode == 0 and done.stdout.startswith("recorded 0 outcome(s)"), done.stdout
 
 
 def _running_job(db: Path, stage: str) -> tuple[str, str]:
