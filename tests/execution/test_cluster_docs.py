@@ -39,8 +39,8 @@ def _study(world: dict[str, str]) -> str:
         key = line.split("=", 1)[0].strip()
         swapped = {"teacher": f'teacher = "{world["teacher"]}"', "student": 'student = ["layers:k=1"]',
                    "loss": 'loss = "kl:temperature=2,alpha=0.5"',
-                   "benchmark": f'benchmark = "{world["benchmark"]}"', "corpus": f'corpus = "{world["corpus"]}"',
-                   "seed": "seed = [0]"}.get(key)
+                   "benchmark": f'benchmark = "{world["benchmark"]}"',
+                   "corpus": f'corpus = "{world["corpus"]}"', "seed": "seed = [0]"}.get(key)
         if key == "executor":
             for page, here in SITE.items():
                 line = line.replace(page, here)
