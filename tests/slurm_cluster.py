@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +95,13 @@ def slurm() -> Iterator[Slurm]:
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
+    with start_slurm() as cluster:
+        yield cluster
+
+
+@contextmanager
+def start_slurm() -> Iterator[Slurm]:
+    """Start munged, slurmctld and slurmd on this machine (as root); stop them on leaving."""
     root = Path(tempfile.mkdtemp(prefix="kdreg-slurm-"))
     for sub in ("state", "spool"):
         (root / sub).mkdir()
@@ -123,7 +131,7 @@ def slurm() -> Iterator[Slurm]:
             if time.monotonic() > deadline:
                 logs = "".join((root / f).read_text() for f in ("slurmctld.log", "slurmd.log")
                                if (root / f).exists())
-                pytest.fail(f"the test Slurm node never became idle: {logs[-2000:]}")
+                raise RuntimeError(f"the test Slurm node never became idle: {logs[-2000:]}")
             time.sleep(0.5)
         yield Slurm(conf, root)
     finally:
