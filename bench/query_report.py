@@ -61,6 +61,10 @@ SIB_LANGS = tuple(
     )
 )
 BENCHMARKS = {"xnli": XNLI_LANGS, "pawsx": XNLI_LANGS, "sib200": SIB_LANGS, "synthetic": XNLI_LANGS}
+METRICS = {"xnli": ("accuracy",), "pawsx": ("accuracy",), "sib200": ("accuracy", "macro_f1"),
+           "synthetic": ("accuracy",)}
+"""As the built-in benchmarks declare them; every benchmark is evaluated on both splits."""
+SPLITS = ("validation", "test")
 
 
 def _configs() -> list[tuple[str, str | None, str, str | None, str | None]]:
@@ -79,7 +83,11 @@ def _configs() -> list[tuple[str, str | None, str, str | None, str | None]]:
 
 
 def build_database(path: Path, runs: int = 100_000, seed: int = 0) -> int:
-    """Create ``path`` with the real schema and fill it with ``runs`` runs × 16 results; returns #results."""
+    """Create ``path`` with the real schema and fill it with ``runs`` runs; returns #results.
+
+    Like a real study's runs, each carries every language of its benchmark × both splits ×
+    the benchmark's metrics (32 or 64 results).
+    """
     from kdreg.languages import normalize_language
     from kdreg.store.store import open_store
 
@@ -137,10 +145,12 @@ def build_database(path: Path, runs: int = 100_000, seed: int = 0) -> int:
         member_rows.append((grid_id, run_id))
         base = 0.55 + 0.3 * rng.random()
         for i, language in enumerate(BENCHMARKS[benchmark]):
-            value = max(0.0, min(1.0, base - 0.01 * i + rng.gauss(0, 0.02)))
-            result_rows.append(
-                (run_id, language, norm[language], "test", "accuracy", round(value, 6), i == 0)
-            )
+            for split in SPLITS:
+                for metric in METRICS[benchmark]:
+                    value = max(0.0, min(1.0, base - 0.01 * i + rng.gauss(0, 0.02)))
+                    result_rows.append(
+                        (run_id, language, norm[language], split, metric, round(value, 6), i == 0)
+                    )
     conn = sqlite3.connect(path)
     try:
         with conn:
