@@ -91,21 +91,21 @@ NO_HELP_RENDERING = {"markdown_it", "pygments"}
 NO_STORE = {"sqlalchemy", "asyncio", "ssl"}
 
 
-@pytest.mark.parametrize(
-    ("argv", "forbidden", "own_module"),
-    [
-        (("--help",), NOT_FOR_LIGHT | NO_STORE, None),
-        (("query", "--help"), NOT_FOR_LIGHT | NO_STORE, "kdreg.cli.query"),
-        (("plugins",), NOT_FOR_LIGHT | NO_STORE | NO_HELP_RENDERING, "kdreg.cli.plugins"),
-        (("plugins", "--json"), NOT_FOR_LIGHT | NO_STORE | NO_HELP_RENDERING, "kdreg.cli.plugins"),
-        (("query",), NOT_FOR_LIGHT | NO_HELP_RENDERING, "kdreg.cli.query"),
-        (("query", "--lang", "de", "--sort", "de", "-n", "5"), NOT_FOR_LIGHT | NO_HELP_RENDERING,
-         "kdreg.cli.query"),
-        (("report",), NOT_FOR_LIGHT | NO_HELP_RENDERING, "kdreg.cli.report"),
-        (("db", "current"), NOT_FOR_LIGHT | NO_HELP_RENDERING | NO_STORE, "kdreg.cli.db"),
-    ],
-    ids=lambda value: " ".join(value) if isinstance(value, tuple) else "",
-)
+LIGHT_CASES = [
+    (("--help",), NOT_FOR_LIGHT | NO_STORE, None),
+    (("query", "--help"), NOT_FOR_LIGHT | NO_STORE, "kdreg.cli.query"),
+    (("plugins",), NOT_FOR_LIGHT | NO_STORE | NO_HELP_RENDERING, "kdreg.cli.plugins"),
+    (("plugins", "--json"), NOT_FOR_LIGHT | NO_STORE | NO_HELP_RENDERING, "kdreg.cli.plugins"),
+    (("query",), NOT_FOR_LIGHT | NO_HELP_RENDERING, "kdreg.cli.query"),
+    (("query", "--lang", "de", "--sort", "de", "-n", "5"), NOT_FOR_LIGHT | NO_HELP_RENDERING,
+     "kdreg.cli.query"),
+    (("report",), NOT_FOR_LIGHT | NO_HELP_RENDERING, "kdreg.cli.report"),
+    (("db", "current"), NOT_FOR_LIGHT | NO_HELP_RENDERING | NO_STORE, "kdreg.cli.db"),
+]
+
+
+@pytest.mark.parametrize(("argv", "forbidden", "own_module"), LIGHT_CASES,
+                         ids=[" ".join(argv) for argv, _, _ in LIGHT_CASES])
 def test_light_commands_import_only_what_they_use(
     tmp_path: Path, argv: tuple[str, ...], forbidden: set[str], own_module: str | None
 ) -> None:
