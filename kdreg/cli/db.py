@@ -29,10 +29,16 @@ def db_path(db: DbOption = None, as_json: JsonOption = False) -> None:
 def db_current(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Show the database's schema revision and the newest one this kdreg knows (reads only)."""
     from kdreg.paths import resolve_db_url
-    from kdreg.store.engine import make_engine, sqlite_path
-    from kdreg.store.migrate import SCHEMA_HEAD, schema_state
+    from kdreg.store.revision import SCHEMA_HEAD, plain_sqlite_file, sqlite_revision
 
     url, _ = resolve_db_url(db)
+    plain = plain_sqlite_file(url)
+    if plain is not None and plain.is_file() and sqlite_revision(plain) == SCHEMA_HEAD:
+        _print_current(str(plain), SCHEMA_HEAD, "up to date", as_json)  # the usual case, without SQLAlchemy
+        return
+    from kdreg.store.engine import make_engine, sqlite_path
+    from kdreg.store.migrate import schema_state
+
     path = sqlite_path(url)
     if path is not None and not path.exists():
         revision, state = None, "not created yet"  # do not create an empty file just to look at it
@@ -42,7 +48,12 @@ def db_current(db: DbOption = None, as_json: JsonOption = False) -> None:
             revision, state = schema_state(engine)
         finally:
             engine.dispose()
-    where = str(path) if path else _safe_url(url)
+    _print_current(str(path) if path else _safe_url(url), revision, state, as_json)
+
+
+def _print_current(where: str, revision: str | None, state: str, as_json: bool) -> None:
+    from kdreg.store.revision import SCHEMA_HEAD
+
     if as_json:
         print_json({"database": where, "revision": revision, "head": SCHEMA_HEAD, "state": state})
         return

@@ -5,21 +5,22 @@ line on stderr and exit code 1 (``KDREG_DEBUG=1`` re-raises it with its tracebac
 Anything else that escapes a command is a bug (in kdreg or a plugin): it is one red line
 too, naming the exception and asking for ``KDREG_DEBUG=1`` and a report, because a
 user's terminal is no place for a traceback they did not ask for.
-Command modules import heavy libraries only inside the commands that train, so
-``--help``, ``plugins``, ``db``, ``query`` and ``report`` start fast.
+Command modules are imported only when their command is used (see
+:mod:`kdreg.cli.loading`), and import heavy libraries only inside the commands that
+train, so ``--help``, ``plugins``, ``db``, ``query`` and ``report`` start fast.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
 from kdreg import __version__
+from kdreg.cli.loading import LazyCommands, build_command, use_light_params
 from kdreg.cli.output import print_error
 from kdreg.errors import KdregError
 
@@ -35,6 +36,9 @@ COMMAND_MODULES = (
     "kdreg.cli.db",
     "kdreg.cli.cache",
 )
+"""Every command, in the order ``--help`` lists them: one line per module, whose ``register(app)``
+adds the command named after the module's last part. Imported when that command is used."""
+
 
 def debug() -> bool:
     """Whether to show full tracebacks (``KDREG_DEBUG=1``)."""
@@ -45,8 +49,20 @@ class KdregGroup(TyperGroup):
     """Turns a KdregError from any command into one red line and exit code 1.
 
     Doing it here (not only in ``main``) gives the same behaviour under Typer's
-    CliRunner in tests as in the installed command.
+    CliRunner in tests as in the installed command. Its command table is lazy
+    (:class:`~kdreg.cli.loading.LazyCommands` over :data:`COMMAND_MODULES`).
     """
+
+    def __init__(self, *, commands: Any = None, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.commands = LazyCommands(
+            COMMAND_MODULES, lambda module: build_command(module, rich_markup_mode=self.rich_markup_mode),
+            built=commands if isinstance(commands, dict) else None,
+        )
+        use_light_params(self)
+
+    def list_commands(self, ctx):  # type: ignore[no-untyped-def]
+        return list(self.commands)  # names only: building each command would import its module
 
     def invoke(self, ctx):  # type: ignore[no-untyped-def]
         try:
@@ -97,10 +113,6 @@ def root(
     ] = False,
 ) -> None:
     """Knowledge-distillation experiment registry."""
-
-
-for _name in COMMAND_MODULES:
-    importlib.import_module(_name).register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

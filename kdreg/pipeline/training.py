@@ -6,6 +6,13 @@ is what is specific to distillation: asking the student only for the outputs the
 needs, getting the teacher's side from a callable (a live forward pass, or logits
 computed once and looked up), and stopping with a clear error when the loss is not
 finite.
+
+The step itself is the plain PyTorch one (``backward``, ``clip_grad_norm_``,
+``step``) on the optimiser and schedule as they are, not as ``Accelerator.prepare``
+wraps them: kdreg trains in one process with bf16 or fp32, where those wrappers only
+divide the loss by one gradient-accumulation step, look for optional packages and
+re-inspect signatures on every step — for a small model a tenth of its time
+(``bench/kd_steps.py``). The numbers are the same bit for bit.
 """
 
 from __future__ import annotations
@@ -151,7 +158,6 @@ def train(
         module.train()
     optimizer = _optimizer(modules, learning_rate, weight_decay)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total_steps), total_steps)
-    optimizer, scheduler = device.accelerator.prepare(optimizer, scheduler)
     needs = frozenset(loss.needs)
     if "attentions" in needs:
         use_eager_attention(student)
@@ -159,8 +165,7 @@ def train(
         curve = _loop(device, modules, student, loss, stage, batches, total_steps, optimizer, scheduler,
                       teacher_side, on_step, max_grad_norm, needs)
     finally:
-        # The Accelerator keeps every prepared optimizer (and through it the student's
-        # parameters and Adam state) until told otherwise: a grid would hold them all.
+        # Releases what the Accelerator may hold (and collects garbage) between phases.
         device.accelerator.free_memory()
     student.eval()
     return curve
@@ -170,7 +175,11 @@ def _loop(device: Device, modules: list[Any], student: Any, loss: Any, stage: st
           batches: Iterator[dict[str, Any]], total_steps: int, optimizer: Any, scheduler: Any,
           teacher_side: TeacherSide | None, on_step: StepCallback | None, max_grad_norm: float,
           needs: frozenset[str]) -> Curve:
+    from torch.nn.utils import clip_grad_norm_
+
     curve = Curve()
+    parameters = [p for m in modules for p in m.parameters()]
+    autocast = device.accelerator.autocast
     started = time.perf_counter()
     for step in range(1, total_steps + 1):
         try:
@@ -178,7 +187,7 @@ def _loop(device: Device, modules: list[Any], student: Any, loss: Any, stage: st
         except StopIteration:
             break
         teacher_out = teacher_side(batch) if teacher_side is not None else None
-        with device.accelerator.autocast():
+        with autocast():
             student_out = forward(student, batch, needs)
             value = loss.compute(
                 student_out, teacher_out, LossBatch(batch["labels"], batch["attention_mask"], stage)  # type: ignore[arg-type]
@@ -188,8 +197,8 @@ def _loop(device: Device, modules: list[Any], student: Any, loss: Any, stage: st
             raise TrainingDivergedError(
                 f"The {stage} loss became {number} at step {step}; lower the learning rate or check the loss."
             )
-        device.accelerator.backward(value)
-        device.accelerator.clip_grad_norm_([p for m in modules for p in m.parameters()], max_grad_norm)
+        value.backward()
+        clip_grad_norm_(parameters, max_grad_norm)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)

@@ -46,10 +46,9 @@ from sqlalchemy.exc import DatabaseError, OperationalError, SQLAlchemyError
 
 from kdreg.errors import SchemaError, StoreError
 from kdreg.store.engine import enable_wal, sqlite_file, sqlite_path
+from kdreg.store.revision import SCHEMA_HEAD, VERSION_TABLE
 
-VERSION_TABLE = "kdreg_alembic_version"
-SCHEMA_HEAD = "0004"
-"""The newest revision this kdreg knows (a test checks it equals Alembic's head)."""
+__all__ = ["SCHEMA_HEAD", "VERSION_TABLE"]  # defined beside the light revision check; used from here
 
 VIEWS = ("results_flat",)
 """Views the migrations create (tables come from the ORM metadata)."""

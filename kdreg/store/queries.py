@@ -134,7 +134,7 @@ def lang_label(index: int) -> str:
     return f"lang_{index}"
 
 
-def _scores_subquery(f: Filters, run_ids: Select) -> Subquery:
+def _scores_subquery(f: Filters, run_ids: Select | None) -> Subquery:
     r = results.alias("r")
     columns = [
         r.c.run_id,
@@ -149,12 +149,10 @@ def _scores_subquery(f: Filters, run_ids: Select) -> Subquery:
         func.avg(case((language_match(r, col), r.c.value))).label(lang_label(i))
         for i, col in enumerate(f.language_columns)
     ]
-    return (
-        select(*columns)
-        .where(r.c.metric.in_(f.metrics), r.c.split.in_(f.splits), r.c.run_id.in_(run_ids))
-        .group_by(r.c.run_id, r.c.metric, r.c.split)
-        .subquery("scores")
-    )
+    wanted = [r.c.metric.in_(f.metrics), r.c.split.in_(f.splits)]
+    if run_ids is not None:
+        wanted.append(r.c.run_id.in_(run_ids))
+    return select(*columns).where(*wanted).group_by(r.c.run_id, r.c.metric, r.c.split).subquery("scores")
 
 
 def sort_key_names(f: Filters) -> tuple[str, ...]:
@@ -212,9 +210,14 @@ def select_run_scores(
             primary = primary.nulls_last()
         return [primary, runs.c.id.desc()]
 
-    run_ids = select_run_ids(f)
+    run_ids: Select | None
     if by_run_field and limit is not None:
-        run_ids = run_ids.order_by(*ordered(RUN_COLUMNS[sort])).limit(limit)
+        run_ids = select_run_ids(f).order_by(*ordered(RUN_COLUMNS[sort])).limit(limit)
+    else:
+        # With languages selected, "has a score in one of them" (the WHERE below) already
+        # is the language filter: testing it again per run (EXISTS) would double the work.
+        conditions = run_conditions(f, with_langs=not codes)
+        run_ids = select(runs.c.id).where(*conditions) if conditions else None
     scores = _scores_subquery(f, run_ids)
     lang_columns = [scores.c[lang_label(i)].label(code) for i, code in enumerate(codes)]
     stmt = (
@@ -230,8 +233,9 @@ def select_run_scores(
             scores.c.targets,
         )
         .select_from(runs.outerjoin(scores, scores.c.run_id == runs.c.id))
-        .where(runs.c.id.in_(run_ids))
     )
+    if run_ids is not None:
+        stmt = stmt.where(runs.c.id.in_(run_ids))
     if codes:
         stmt = stmt.where(or_(*(scores.c[lang_label(i)].is_not(None) for i in range(len(codes)))))
     if by_run_field:

@@ -93,3 +93,18 @@ def test_upgrade_creates_upgrades_and_reports_the_backup(kdreg_home: Path, tmp_p
     with sqlite3.connect(old) as db:
         assert db.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall() == [(SCHEMA_HEAD,)]
         assert db.execute("SELECT count(*) FROM runs").fetchone() == (2,)
+
+
+def test_current_on_an_up_to_date_file_says_what_the_full_check_says(kdreg_home: Path) -> None:
+    """The standard-library read (plain sqlite:/// URL) and SQLAlchemy's (any other spelling) agree."""
+    from kdreg.store.revision import plain_sqlite_file, sqlite_revision
+
+    cli("db", "upgrade")
+    path = kdreg_home / "kdreg.db"
+    assert plain_sqlite_file(f"sqlite:///{path}") == path and sqlite_revision(path) == SCHEMA_HEAD
+    assert plain_sqlite_file(f"sqlite:///{path}?timeout=5") is None  # SQLAlchemy reads that one
+    for fmt in ((), ("--json",)):
+        light = cli("db", "current", "--db", f"sqlite:///{path}", *fmt)
+        full = cli("db", "current", "--db", f"sqlite:///{path}?timeout=5", *fmt)
+        assert light == full and "up to date" in str(light)
+    assert sqlite_revision(kdreg_home / "missing.db") is None and not (kdreg_home / "missing.db").exists()

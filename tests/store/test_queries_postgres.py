@@ -95,3 +95,40 @@ def test_seed_statistics_reports_and_flat_rows_agree(both) -> None:
     assert [comparable(r) for r in rows(sqlite, select_flat(flat))] == [
         comparable(r) for r in rows(postgres, select_flat(flat))
     ]
+
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_bulk_export_writes_exactly_the_rows_cell_by_cell(both, backend: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """CSV, JSON Lines and Parquet hold exactly the typed rows of the flat statement."""
+    import csv
+    import json
+    from datetime import datetime, timezone
+
+    from kdreg.reporting.export import write_export
+
+    reader = both[backend == "postgresql"]
+    flat = build_filters(seed=[0, 2], lang=["de", "zh"])
+    typed = rows(reader, select_flat(flat))
+    assert len(typed) > 100 and all(isinstance(r["finished_at"], datetime) for r in typed)
+    iso = [{k: v.isoformat() if isinstance(v, datetime) else v for k, v in r.items()} for r in typed]
+
+    write_export(reader, flat, "csv", tmp_path / "flat.csv")
+    with open(tmp_path / "flat.csv", newline="", encoding="utf-8") as handle:
+        assert list(csv.DictReader(handle)) == [
+            {k: "" if v is None else str(v) for k, v in r.items()} for r in iso
+        ]
+    write_export(reader, flat, "jsonl", tmp_path / "flat.jsonl")
+    lines = (tmp_path / "flat.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line) for line in lines] == iso
+
+    pq = pytest.importorskip("pyarrow.parquet")
+    write_export(reader, flat, "parquet", tmp_path / "flat.parquet")
+
+    def utc(v: object) -> object:  # Parquet keeps the instant, as UTC without a zone
+        aware = isinstance(v, datetime) and v.tzinfo is not None
+        return v.astimezone(timezone.utc).replace(tzinfo=None) if aware else v  # type: ignore[union-attr]
+
+    assert pq.read_table(tmp_path / "flat.parquet").to_pylist() == [
+        {k: utc(v) for k, v in r.items()} for r in typed
+    ]
