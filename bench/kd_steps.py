@@ -151,7 +151,7 @@ def kdreg_loop(device: Any, teacher: Any, student: Any, encoded: list[Any], pad_
             with torch.no_grad(), device.accelerator.autocast():
                 return forward(teacher, batch, needs)
     else:
-        def side(batch: dict[str, Any]) -> ModelOutputs:  # what FineTunedTeacher.side builds for cached logits
+        def side(batch: dict[str, Any]) -> ModelOutputs:  # FineTunedTeacher.side, for cached logits
             return ModelOutputs(logits=table[batch["index"]])
 
     marks: dict[int, float] = {}

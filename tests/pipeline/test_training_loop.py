@@ -65,7 +65,7 @@ def test_train_matches_a_hand_written_loop_and_skips_accelerates_wrappers(
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from kdreg.pipeline.stages import _endless
+    from kdreg.pipeline.phases import endless as _endless
     from kdreg.pipeline.training import Device, forward, train
     from kdreg.plugins.registry import registry
 
