@@ -80,6 +80,8 @@ class TaskOutcome:
     finished_at: float | None = None
     busy_seconds: float = 0.0
     """Time inside the stage (training and evaluation); the rest is the executor's and the store's."""
+    train_seconds: float = 0.0
+    """Time inside training loops (a run's cost outside training is ``seconds`` minus this)."""
 
     @property
     def where(self) -> str:

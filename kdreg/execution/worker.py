@@ -275,6 +275,7 @@ def _execute(task: Task, context: TaskContext, recorder: Recorder) -> TaskOutcom
             recorder.started(task, outcome)
             _emit(TaskEvent(task.key, "started", message=outcome.where))
             begun = time.perf_counter()
+            pipeline.trainer.seconds = 0.0
             if task.kind == RUN:
                 missing = _missing_dependencies(job, recorder)
                 if missing:
@@ -283,6 +284,7 @@ def _execute(task: Task, context: TaskContext, recorder: Recorder) -> TaskOutcom
             else:
                 pipeline.build(task.kind, job)
             outcome.busy_seconds = time.perf_counter() - begun
+            outcome.train_seconds = pipeline.trainer.seconds
             outcome.status, outcome.finished_at = "succeeded", time.time()
             recorder.finished(task, outcome)
     except (KeyboardInterrupt, SystemExit) as interrupt:  # SystemExit: submitit requeues after preemption

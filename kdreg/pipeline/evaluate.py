@@ -38,21 +38,19 @@ METRICS: dict[str, Callable[[Sequence[int], Sequence[int], int], float]] = {
 }
 
 
-def logits_for(model: Any, tokenizer: Any, examples: Sequence[Any], *, max_length: int, batch_size: int,
-               device: Any) -> Any:
-    """The model's logits for every example, in example order ([examples, labels], on the CPU).
+Batches = list[tuple[list[int], dict[str, Any]]]
+"""(example indices, padded batch) pairs, sorted by length."""
 
-    Batches are sorted by length (less padding); ``no_grad`` rather than inference mode, so
-    the logits can serve as a fixed target in a training graph.
-    """
+
+def _logits(model: Any, batches: Batches, size: int, device: Any) -> Any:
+    """The model's logits for ``size`` examples given as ``batches``, in example order (on the CPU)."""
     import torch
 
-    encoded = encode_examples(tokenizer, examples, max_length)
-    rows: list[Any] = [None] * len(encoded)
+    rows: list[Any] = [None] * size
     model.to(device.device)
     model.eval()
     with torch.no_grad(), device.accelerator.autocast():
-        for order, batch in labelled_batches(encoded, batch_size, tokenizer.pad_token_id, rng=None):
+        for order, batch in batches:
             batch = device.to_device(batch)
             inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}
             logits = model(**inputs).logits.float().cpu()
@@ -61,19 +59,80 @@ def logits_for(model: Any, tokenizer: Any, examples: Sequence[Any], *, max_lengt
     return torch.stack(rows) if rows else torch.empty(0)
 
 
-def predict(model: Any, tokenizer: Any, examples: Sequence[Any], *, max_length: int, batch_size: int,
-            device: Any) -> list[int]:
-    """Predicted label per example."""
-    logits = logits_for(model, tokenizer, examples, max_length=max_length, batch_size=batch_size,
-                        device=device)
-    return logits.argmax(dim=-1).tolist() if len(logits) else []
+def logits_for(model: Any, tokenizer: Any, examples: Sequence[Any], *, max_length: int, batch_size: int,
+               device: Any) -> Any:
+    """The model's logits for every example, in example order ([examples, labels], on the CPU).
+
+    Batches are sorted by length (less padding); ``no_grad`` rather than inference mode, so
+    the logits can serve as a fixed target in a training graph.
+    """
+    encoded = encode_examples(tokenizer, examples, max_length)
+    batches = list(labelled_batches(encoded, batch_size, tokenizer.pad_token_id, rng=None))
+    return _logits(model, batches, len(encoded), device)
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """What a tokenizer does to text, as a hash: equal for two loads of the same tokenizer.
+
+    A fast tokenizer's whole definition (normaliser, pre-tokeniser, vocabulary, special
+    tokens) is its JSON; a slow one is described by its class, settings and vocabulary.
+    """
+    import hashlib
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        text = backend.to_str()
+    else:
+        text = repr((type(tokenizer).__name__, sorted(tokenizer.get_vocab().items()),
+                     sorted((k, repr(v)) for k, v in getattr(tokenizer, "init_kwargs", {}).items())))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class EvaluationSets:
+    """Evaluation sets tokenised and padded once, for every run of a process that evaluates them.
+
+    The runs of a grid evaluate the same benchmark languages and splits, most of them with
+    one tokenizer (students derived from the teacher): rendering, tokenising and padding
+    them again for every run was most of a small run's cost outside training. Keyed by what
+    changes the batches: the tokenizer's fingerprint, the benchmark, language, split, maximum
+    length and batch size.
+    """
+
+    def __init__(self) -> None:
+        self._sets: dict[tuple[str, ...], tuple[Batches, list[int]]] = {}
+        self._fingerprints: dict[int, tuple[Any, str]] = {}
+
+    def _fingerprint(self, tokenizer: Any) -> str:
+        known = self._fingerprints.get(id(tokenizer))
+        if known is None or known[0] is not tokenizer:  # an id is only unique while the object lives
+            known = (tokenizer, tokenizer_fingerprint(tokenizer))
+            self._fingerprints[id(tokenizer)] = known
+        return known[1]
+
+    def get(self, tokenizer: Any, benchmark: Any, benchmark_key: str, language: str, split: str,
+            max_length: int, batch_size: int) -> tuple[Batches, list[int]]:
+        """(batches, gold labels) of one language and split; empty when it has no examples."""
+        key = (self._fingerprint(tokenizer), benchmark_key, language, split, str(max_length), str(batch_size))
+        if key not in self._sets:
+            examples = benchmark.examples(language, split)
+            encoded = encode_examples(tokenizer, examples, max_length)
+            batches = list(labelled_batches(encoded, batch_size, tokenizer.pad_token_id, rng=None))
+            self._sets[key] = (batches, [e.label for e in examples])
+        return self._sets[key]
 
 
 def evaluate(model: Any, tokenizer: Any, benchmark: Any, languages: Sequence[str], *, max_length: int,
-             batch_size: int, device: Any) -> list[ResultRecord]:
-    """Scores of ``model`` on every language × evaluation split × metric of ``benchmark``."""
+             batch_size: int, device: Any, sets: EvaluationSets | None = None,
+             benchmark_key: str | None = None) -> list[ResultRecord]:
+    """Scores of ``model`` on every language × evaluation split × metric of ``benchmark``.
+
+    ``sets`` keeps the tokenised evaluation sets for later calls (``benchmark_key`` names the
+    benchmark in it, e.g. its spec); without it they are prepared for this call only.
+    """
     from kdreg.errors import DataError
 
+    sets = sets if sets is not None else EvaluationSets()
+    key = benchmark_key if benchmark_key is not None else f"{type(benchmark).__name__}@{id(benchmark)}"
     source = benchmark.source_language()
     num_labels = len(benchmark.labels())
     metrics = [m for m in benchmark.metrics if m in METRICS]
@@ -84,12 +143,11 @@ def evaluate(model: Any, tokenizer: Any, benchmark: Any, languages: Sequence[str
     for language in languages:
         lang = benchmark.normalize_language(language)
         for split in benchmark.eval_splits:
-            examples = benchmark.examples(language, split)
-            if not examples:
+            batches, gold = sets.get(tokenizer, benchmark, key, language, split, max_length, batch_size)
+            if not gold:
                 continue
-            predicted = predict(model, tokenizer, examples, max_length=max_length, batch_size=batch_size,
-                                device=device)
-            gold = [e.label for e in examples]
+            logits = _logits(model, batches, len(gold), device)
+            predicted = logits.argmax(dim=-1).tolist()
             for metric in metrics:
                 value = METRICS[metric](gold, predicted, num_labels)
                 results.append(ResultRecord(language, lang, split, metric, value, language == source))

@@ -72,6 +72,8 @@ class Trainer:
 
     device: Device
     on_step: StepHook | None = None
+    seconds: float = 0.0
+    """Time spent in training loops since the caller last reset it (what a run's overhead excludes)."""
 
     def finetune(self, job: Job, benchmark: Any, loaded: LoadedModel, hp: TrainHParams, loss: Any,
                  phase: str, teacher_for: TeacherFor | None = None) -> Curve:
@@ -110,9 +112,11 @@ class Trainer:
               total: int, hp: TrainHParams, teacher_side: TeacherSide | None, extra: Any,
               phase: str) -> Curve:
         hook = self.on_step
-        return train(
+        curve = train(
             self.device, student=loaded.model, loss=loss, stage=stage, batches=batches, total_steps=total,
             learning_rate=hp.learning_rate, weight_decay=hp.weight_decay, warmup_ratio=hp.warmup_ratio,
             teacher_side=teacher_side, extra_modules=extra,
             on_step=(lambda step, value: hook(phase, step, total, value)) if hook else None,
         )
+        self.seconds += curve.seconds
+        return curve

@@ -32,7 +32,7 @@ from kdreg.pipeline.artifacts import (
     cached_curve,
     load_cached,
 )
-from kdreg.pipeline.evaluate import evaluate
+from kdreg.pipeline.evaluate import EvaluationSets, evaluate
 from kdreg.pipeline.phases import StepHook, Trainer
 from kdreg.pipeline.teacher_side import FineTunedTeacher
 from kdreg.pipeline.training import Device, seed_everything
@@ -52,6 +52,7 @@ class StagePipeline:
         self.plugins = plugins
         self.trainer = Trainer(device, on_step)
         self.teacher = FineTunedTeacher(device)
+        self.evaluation_sets = EvaluationSets()
         self.artifacts = ArtifactBuilder(self.trainer, plugins, log)
 
     def build(self, kind: str, job: Job) -> bool:
@@ -87,7 +88,8 @@ class StagePipeline:
                 curves["finetune"] = CurveRecord(curve.steps, curve.losses)
             max_length = hp.max_length
         results = evaluate(loaded.model, loaded.tokenizer, benchmark, job.evaluated, max_length=max_length,
-                           batch_size=job.hparams.eval_batch_size, device=self.device)
+                           batch_size=job.hparams.eval_batch_size, device=self.device,
+                           sets=self.evaluation_sets, benchmark_key=job.benchmark.spec)
         results += self._extra_scores(benchmark, loaded)
         return results, curves
 

@@ -200,3 +200,42 @@ def test_a_cached_fine_tuned_teacher_with_other_labels_is_refused(tiny_bert: Pat
     assert load_cached(folder, Head("classification", 3), fine_tuned=True).model.config.num_labels == 3
     with pytest.raises(DataError, match=r"has 3 labels but the benchmark now has 2.*kdreg cache clear"):
         load_cached(folder, Head("classification", 2), fine_tuned=True)
+
+
+def test_evaluation_sets_are_prepared_once_per_tokenizer_and_give_the_same_scores(tiny_bert: Path,
+                                                                                 tmp_path: Path) -> None:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from kdreg.pipeline.evaluate import EvaluationSets, evaluate, tokenizer_fingerprint
+    from kdreg.pipeline.training import Device
+    from kdreg.plugins.spec import Example
+    from kdreg.testing.tiny import save_tiny_bert
+
+    class Counting(Benchmark):
+        calls = 0
+
+        def languages(self) -> list[str]:
+            return ["en", "de"]
+
+        def source_language(self) -> str:
+            return "en"
+
+        def labels(self) -> list[str]:
+            return ["a", "b"]
+
+        def examples(self, language: str, split: str) -> list[Example]:
+            Counting.calls += 1
+            return [Example(f"w{i} w{i + 1} hello", i % 2) for i in range(12)]
+
+    first, again = AutoTokenizer.from_pretrained(tiny_bert), AutoTokenizer.from_pretrained(tiny_bert)
+    other = AutoTokenizer.from_pretrained(save_tiny_bert(tmp_path / "other", words=["x", "y", "z"]))
+    assert tokenizer_fingerprint(first) == tokenizer_fingerprint(again) != tokenizer_fingerprint(other)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=2)
+    sets, device, bench = EvaluationSets(), Device("cpu"), Counting()
+    scores = evaluate(model, first, bench, ["en", "de"], max_length=16, batch_size=5, device=device,
+                      sets=sets, benchmark_key="counting")
+    assert Counting.calls == 4  # two languages × two evaluation splits, read and tokenised once
+    cached = evaluate(model, again, bench, ["en", "de"], max_length=16, batch_size=5, device=device,
+                      sets=sets, benchmark_key="counting")
+    assert Counting.calls == 4 and cached == scores  # another load of the same tokenizer: the same batches
+    assert evaluate(model, first, bench, ["en", "de"], max_length=16, batch_size=5, device=device) == scores
