@@ -61,7 +61,16 @@ def interrupted_by(interrupt: BaseException) -> str:
     return "Interrupted (Ctrl-C)"
 
 
+_received: list[int] = []
+
+
+def termination_requested() -> int | None:
+    """The termination signal this process received, if any (an error after it is part of stopping)."""
+    return _received[-1] if _received else None
+
+
 def _raise_terminated(signum: int, _frame: FrameType | None) -> None:
+    _received.append(signum)
     raise Terminated(signum)
 
 

@@ -37,7 +37,7 @@ from kdreg.execution.recording import (
     ReturnRecorder,
     StoreRecorder,
 )
-from kdreg.execution.signals import deferred, interrupted_by
+from kdreg.execution.signals import Terminated, deferred, interrupted_by, termination_requested
 from kdreg.records import TaskOutcome
 
 STEP_EVENT_SECONDS = 0.2
@@ -272,7 +272,8 @@ def _execute(task: Task, context: TaskContext, recorder: Recorder) -> TaskOutcom
                     identities.append(job.loss.identity())
                 outcome.environment = environment(outcome.device, identities)
             outcome.started_at = time.time()
-            recorder.started(task, outcome)
+            with deferred():  # what start_run kept for a forced re-run must reach finished()
+                recorder.started(task, outcome)
             _emit(TaskEvent(task.key, "started", message=outcome.where))
             begun = time.perf_counter()
             pipeline.trainer.seconds = 0.0
@@ -286,7 +287,8 @@ def _execute(task: Task, context: TaskContext, recorder: Recorder) -> TaskOutcom
             outcome.busy_seconds = time.perf_counter() - begun
             outcome.train_seconds = pipeline.trainer.seconds
             outcome.status, outcome.finished_at = "succeeded", time.time()
-            recorder.finished(task, outcome)
+            with deferred():  # recorded as a whole, never half succeeded, half interrupted
+                recorder.finished(task, outcome)
     except (KeyboardInterrupt, SystemExit) as interrupt:  # SystemExit: submitit requeues after preemption
         outcome.status, outcome.error = "interrupted", interrupted_by(interrupt)
         outcome.results, outcome.curves, outcome.finished_at = [], {}, time.time()
@@ -294,6 +296,13 @@ def _execute(task: Task, context: TaskContext, recorder: Recorder) -> TaskOutcom
             recorder.finished(task, outcome)
         raise
     except Exception as exc:
+        signum = termination_requested()
+        if signum is not None:  # an error while stopping (an import cut short) is the interruption's
+            outcome.status, outcome.error = "interrupted", interrupted_by(Terminated(signum))
+            outcome.results, outcome.curves, outcome.finished_at = [], {}, time.time()
+            with deferred():
+                recorder.finished(task, outcome)
+            raise Terminated(signum) from exc
         outcome.status, outcome.error, outcome.traceback = "failed", _one_line(exc), traceback.format_exc()
         outcome.results, outcome.curves, outcome.finished_at = [], {}, time.time()
         recorder.finished(task, outcome)

@@ -82,12 +82,12 @@ def _watch(stop: Any, parent: int) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _on_terminate(signum: int, _frame: Any) -> None:
-    from kdreg.execution.signals import Terminated
+def _on_terminate(signum: int, frame: Any) -> None:
+    from kdreg.execution.signals import _raise_terminated
     from kdreg.execution.worker import current_task
 
     if current_task() is not None:
-        raise Terminated(signum)  # the task marks its run interrupted, then this worker exits
+        _raise_terminated(signum, frame)  # the task marks its run interrupted, then this worker exits
     os._exit(128 + signum)
 
 
