@@ -61,8 +61,14 @@ def kdreg(args: list[str], env: dict[str, str], **options: Any) -> subprocess.Po
 
 
 def rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(db) as conn:
-        return conn.execute(sql).fetchall()
+    """The rows of ``sql``; none when the database or its tables are not there yet (killed that early)."""
+    if not db.exists():
+        return []
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        try:
+            return conn.execute(sql).fetchall()
+        except sqlite3.OperationalError:
+            return []
 
 
 def stored(db: Path) -> dict[str, tuple[Any, ...]]:
@@ -93,7 +99,7 @@ def killing(
         proc.communicate(timeout=300)
         figures["exit codes right"] += proc.returncode in (expected, 0)
         if signum == signal.SIGTERM:
-            figures["left running"] += rows(db, "SELECT COUNT(*) FROM runs WHERE status = 'running'")[0][0]
+            figures["left running"] += len(rows(db, "SELECT id FROM runs WHERE status = 'running'"))
         after = stored(db) if db.exists() else {}
         figures["runs lost"] += sum(1 for key, numbers in before.items() if after.get(key) != numbers)
         time.sleep(2.5 if signum == signal.SIGKILL else 0)  # a killed process's runs must go stale first
