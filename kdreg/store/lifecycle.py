@@ -162,6 +162,12 @@ class RunLifecycle:
 
     def _finish(self, s: Session, run_id: int, status: str, error: str | None, traceback: str | None,
                 kept: KeptRun | None, finished: datetime | None = None) -> None:
+        if kept is None and status != "succeeded":
+            run = self._get(s, run_id)
+            has_results = s.scalars(select(Result.id).where(Result.run_id == run_id).limit(1)).first()
+            if run.finished_at is not None and has_results is not None:
+                # a succeeded run claimed for a re-run that stopped before it started: it is as it was
+                kept = KeptRun(run.started_at, run.finished_at, run.duration_s, run.environment)
         if kept is not None and status != "succeeded":
             run = self._get(s, run_id)
             run.status, run.heartbeat_at = "succeeded", db_now(s)

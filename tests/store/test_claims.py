@@ -149,3 +149,16 @@ def test_results_curves_and_status_land_together_or_not_at_all(tmp_path: Path) -
     assert _state(store, run_id) == ("running", 0, 0)
     store.complete_run(run_id, [_result("en", 0.9), _result("de", 0.5)], {"finetune": ([1], [0.5])})
     assert _state(store, run_id) == ("succeeded", 2, 1)
+
+
+def test_a_forced_rerun_stopped_before_it_started_keeps_the_earlier_numbers(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "runs.db"))
+    run_id, _ = store.plan_run(None, RECORD)
+    assert store.claim_run(run_id, "pending", 0)
+    store.start_run(run_id, {})
+    store.complete_run(run_id, [_result("en", 0.9)], {"finetune": ([1], [0.5])})
+    assert store.claim_run(run_id, "succeeded", 1)  # --force claims it again...
+    store.finish_run(run_id, "interrupted", error="Interrupted (SIGTERM)")  # ...and is stopped at once
+    assert _state(store, run_id) == ("succeeded", 1, 1)
+    with store.session() as s:
+        assert "re-run (interrupted) was discarded" in (s.get(Run, run_id).error or "")  # type: ignore[union-attr]
