@@ -57,9 +57,41 @@ class RunNotFoundError(StoreError):
     """No run matches the given id or hash prefix."""
 
 
-class ModelUnavailableError(KdregError):
+class ObtainableError(KdregError):
+    """An error about something a grid needs (a model, a dataset) that may just be out of reach.
+
+    ``missing`` and ``instead`` are set when the cause is "not in the local cache, and the
+    Hub is unreachable": what is missing (``'bert-large' (google-bert/bert-large-cased)``)
+    and how to point at a local copy (``--teacher hf:path=DIR``). The grid's preflight uses
+    them to report every missing item in one line with the advice said once.
+    """
+
+    def __init__(self, message: str, *, missing: str | None = None, instead: str | None = None) -> None:
+        super().__init__(message)
+        self.missing = missing
+        self.instead = instead
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (_rebuild, (type(self), str(self), self.missing, self.instead))
+
+
+def _rebuild(cls: type[ObtainableError], message: str, missing: str | None,
+             instead: str | None) -> ObtainableError:
+    return cls(message, missing=missing, instead=instead)
+
+
+class ModelUnavailableError(ObtainableError):
     """A model or tokenizer is neither cached locally nor reachable."""
 
 
-class DataError(KdregError):
+class DataError(ObtainableError):
     """A dataset or corpus is missing, malformed or inconsistent."""
+
+
+class UnavailableError(KdregError):
+    """Several things a grid needs are not available (each plugin's error, gathered by the preflight)."""
+
+    def __init__(self, message: str, problems: dict[tuple[str, str], KdregError] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or {}
+        """(plugin kind, specification) → its error."""

@@ -76,9 +76,41 @@ class GridRequest:
     values: Mapping[str, tuple[str, ...]]
     hparams: HParams = field(default_factory=HParams)
     executor: str = DEFAULT_EXECUTOR
+    grid_file: Path | None = None
+    """The grid file the values start from: the user's --config, :data:`DEFAULT_GRID`, or None."""
+    defaulted: tuple[str, ...] = ()
+    """Keys that took :data:`DEFAULTS` because neither an option nor the grid file gave them."""
 
     def get(self, key: str) -> tuple[str, ...]:
         return self.values.get(key, ())
+
+    def describe_defaults(self) -> str:
+        """Which defaults this grid took, in one line: the rule of :func:`build_request`, made visible.
+
+        ``kdreg run --teacher synthetic`` starts a study of one's own, where the options left
+        out mean xnli, wikipedia and so on rather than the rest of the default study; this
+        line says so before anything runs.
+        """
+        if self.grid_file == DEFAULT_GRID:
+            where = f"{DEFAULT_GRID.parent.name}/{DEFAULT_GRID.name}"
+            return (f"defaults: the default study ({where}: no --teacher or --config); options given replace "
+                    "its values")
+        why = f"--config {self.grid_file}" if self.grid_file is not None else "--teacher given"
+        stages = set(self.values.get("stage", ()))
+        unused = {"corpus"} if not stages & {"pretrain", "both"} else set()
+        unused |= {"loss"} if stages <= {"none"} else set()
+        taken = [_default_text(key, self.values.get(key, ())) for key in self.defaulted if key not in unused]
+        if not taken:
+            return f"defaults: your study ({why}); every key given"
+        return f"defaults: your study ({why}): {', '.join(taken)}"
+
+
+def _default_text(key: str, values: tuple[str, ...]) -> str:
+    if key == "lang":
+        return "every language"
+    if key == "stage" and values == STAGES:
+        return "all four stages"
+    return f"{key} {'+'.join(values)}"
 
 
 def load_grid_file(path: Path) -> dict[str, Any]:
@@ -125,6 +157,7 @@ def build_request(options: Mapping[str, Sequence[str]], grid_file: Path | None =
         grid_file = DEFAULT_GRID
     data = load_grid_file(grid_file) if grid_file else {}
     values: dict[str, tuple[str, ...]] = {}
+    defaulted: list[str] = []
     for key in KEYS:
         if key in given:
             values[key] = given[key]
@@ -135,6 +168,7 @@ def build_request(options: Mapping[str, Sequence[str]], grid_file: Path | None =
                 raise ConfigError(f"Grid file {grid_file}: {key} is empty; list some or leave it out.")
         else:
             values[key] = DEFAULTS.get(key, ())
+            defaulted += [key] if key in DEFAULTS else []
     if not values.get("teacher"):
         raise ConfigError("No teacher given; pass --teacher NAME (see `kdreg plugins --kind teacher`).")
     bad = [s for s in values["stage"] if s not in (TEACHER_STAGE, *STAGES)]
@@ -144,4 +178,5 @@ def build_request(options: Mapping[str, Sequence[str]], grid_file: Path | None =
         if not re.fullmatch(r"[0-9]{1,10}", seed) or int(seed) > MAX_SEED:
             raise ConfigError(f"Seed {seed[:30]!r} is not a whole number from 0 to {MAX_SEED}.")
     chosen = (executor or "").strip() or str(data.get("executor", "")).strip() or DEFAULT_EXECUTOR
-    return GridRequest(values=values, hparams=hparams_from_mapping(data), executor=chosen)
+    return GridRequest(values=values, hparams=hparams_from_mapping(data), executor=chosen,
+                       grid_file=grid_file, defaulted=tuple(defaulted))

@@ -67,8 +67,10 @@ class KdregGroup(TyperGroup):
     def invoke(self, ctx):  # type: ignore[no-untyped-def]
         try:
             return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, typer.TyperException):
-            raise  # Typer's own ways out: usage errors, --help, exit codes
+        except (typer.Exit, typer.Abort, typer.TyperException, BrokenPipeError):
+            # Typer's own ways out (usage errors, --help, exit codes); and a reader that went
+            # away (`kdreg export | head`), which Typer ends quietly with exit code 1
+            raise
         except KdregError as exc:
             if debug():
                 raise

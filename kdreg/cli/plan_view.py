@@ -8,7 +8,10 @@ than planning them; ``--format json`` gives every task.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
+
+from rich.markup import escape
 
 from kdreg.cli.output import console, print_json, render_rows
 
@@ -17,8 +20,17 @@ MAX_ROWS = 40
 ARTIFACT_NAMES = {"teacher": "fine-tuned teacher", "student-pretrained": "pretrained student"}
 
 
-def plan_rows(plan: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(model rows, run rows) of a plan: each model task with a short id, each run with what it needs."""
+def _missing(job: Any, unavailable: Mapping[tuple[str, str], Any]) -> str:
+    """The kinds of ``job``'s plugins that are not available here (``teacher corpus``), or ''."""
+    plugins = (("teacher", job.teacher), ("student", job.student), ("benchmark", job.benchmark),
+               ("corpus", job.corpus))
+    return " ".join(kind for kind, p in plugins if p is not None and (kind, p.spec) in unavailable)
+
+
+def plan_rows(plan: Any, unavailable: Mapping[tuple[str, str], Any] | None = None
+              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(model rows, run rows) of a plan: each model task with a short id, each run with what it needs
+    (and, with ``unavailable`` from the preflight, which of its plugins cannot be had here)."""
     graph = plan.graph
     ids = {task.key: f"M{i}" for i, task in enumerate(graph.artifacts, start=1)}
     needed_by = Counter(key for task in graph.runs for key in task.depends_on)
@@ -30,18 +42,30 @@ def plan_rows(plan: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         runs.append({"action": item.action, "before": item.previous or "new", "stage": item.job.stage,
                      "combination": item.job.label,
                      "needs": " ".join(ids[k] for k in task.depends_on) if task else "",
+                     "unavailable": _missing(item.job, unavailable or {}),
                      "hash": item.job.record.config_hash})
     return models, runs
 
 
-def print_plan(plan: Any, *, executor: str, fmt: str = "table") -> None:
-    """Print the plan of a dry run (nothing was trained or written)."""
-    models, runs = plan_rows(plan)
+def print_plan(plan: Any, *, executor: str, fmt: str = "table", defaults: str = "",
+               unavailable: Mapping[tuple[str, str], Any] | None = None) -> None:
+    """Print the plan of a dry run (nothing was trained or written).
+
+    ``defaults`` is the line saying which defaults the grid took (GridRequest.describe_defaults);
+    ``unavailable`` the preflight's (kind, spec) → error of what cannot be had here (offline:
+    hub models and datasets not in the cache), marked in the plan and listed under it.
+    """
+    unavailable = unavailable or {}
+    models, runs = plan_rows(plan, unavailable)
     to_run = sum(r["action"] == "run" for r in runs)
     if fmt == "json":
-        print_json({"executor": executor, "runs": runs, "models": models,
-                    "to_run": to_run, "skipped": len(runs) - to_run})
+        print_json({"executor": executor, "defaults": defaults, "runs": runs, "models": models,
+                    "to_run": to_run, "skipped": len(runs) - to_run,
+                    "unavailable": [{"kind": kind, "spec": spec, "error": str(error)}
+                                    for (kind, spec), error in unavailable.items()]})
         return
+    if defaults:
+        console.print(defaults, markup=False)
     if models:
         few = models if len(models) <= MAX_ROWS else models[:20]
         first = "" if few is models else f": the first 20 of {len(models)}"
@@ -51,11 +75,18 @@ def print_plan(plan: Any, *, executor: str, fmt: str = "table") -> None:
     for row in shown:
         row["hash"] = row["hash"][:10]
     title = "runs" if shown is runs else f"runs (the first 20 of {len(runs)})"
-    render_rows(shown, ["action", "before", "stage", "combination", "needs", "hash"], title=title)
+    columns = ["action", "before", "stage", "combination", "needs", *(["unavailable"] if unavailable else []),
+               "hash"]
+    render_rows(shown, columns, title=title)
     if shown is not runs:
         _print_counts(runs)
     console.print(f"{to_run} to run, {len(runs) - to_run} skipped; {len(models)} model(s) to build first · "
                   f"executor {executor} (dry run: nothing was trained or written)")
+    if unavailable:
+        from kdreg.execution.plan import describe_unavailable
+
+        console.print(f"[bold red]not available here[/] (a run would stop before starting): "
+                      f"{escape(describe_unavailable(dict(unavailable)))}")
 
 
 def _print_counts(runs: list[dict[str, Any]]) -> None:

@@ -35,7 +35,7 @@ from kdreg.cli.options import (
     check_format,
     filters_from_options,
 )
-from kdreg.cli.output import err_console, print_hints, render_rows
+from kdreg.cli.output import console, err_console, print_hints, render_rows
 
 SortOption = Annotated[
     str,
@@ -82,6 +82,41 @@ def for_people(
         else:
             shown.append(c)
     return shown, " · ".join(shared)
+
+
+IDENTIFYING = ("run", "teacher", "student", "stage", "loss", "benchmark", "corpus", "seed")
+"""Columns that say which run (or seed group) a row is: repeated on every page of a folded table."""
+SPECS = ("teacher", "student", "loss", "benchmark", "corpus")
+"""Columns holding plugin specifications, which get short labels in a terminal."""
+
+
+def print_fitted_rows(rows: list[dict[str, Any]], columns: list[str], title: str, shared: str, *,
+                      numeric: tuple[str, ...], width: int) -> None:
+    """The table for a terminal of ``width`` columns (:mod:`kdreg.reporting.layout`).
+
+    What every row shares is a line above it; long specifications get short labels and a
+    legend; the identifying columns are on every page and the others folded into pages.
+    """
+    from kdreg.reporting.layout import TextColumn, render_text_table, short_labels
+
+    legend: list[str] = []
+    laid: list[TextColumn] = []
+    for name in columns:
+        cells = [_cell(r.get(name)) for r in rows]
+        if name in SPECS:
+            labels, explained = short_labels(cells)
+            legend += [f"{name} {line}" for line in explained]
+            cells = [labels.get(c, c) for c in cells]
+        laid.append(TextColumn(name, tuple(cells), numeric=name in numeric, key=name in IDENTIFYING,
+                               unique=name == "run"))
+    above = [item.replace("=", " ", 1) for item in shared.split(" · ")] if shared else []
+    console.file.write(render_text_table(title, laid, width=width, above=above, below=legend) + "\n")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def _status(status: str, age: float | None) -> str:
@@ -284,11 +319,17 @@ def query(
     rows = rows[:shown] if shown is not None else rows
     title = None
     scores = ("source", *codes, "zero_shot")
+    numbers = ("run", "seed", "runs", "seeds", "created") + (() if group_seeds else scores)
     if fmt == "table":
         columns, shared = for_people(rows, [c for c in columns if c not in ("hash", "targets")], keep=scores)
         title = f"{'first ' if more else ''}{len(rows)} {what}" + (f" · {shared}" if shared else "")
-    numbers = ("run", "seed", "runs", "seeds", "created") + (() if group_seeds else scores)
-    render_rows(rows, columns, fmt=fmt, title=title, no_wrap=numbers)
+        if console.is_terminal:  # every line within the terminal's width; piped: the whole table as is
+            print_fitted_rows(rows, columns, f"{'first ' if more else ''}{len(rows)} {what}", shared,
+                              numeric=(*numbers, *scores), width=console.width)
+        else:
+            render_rows(rows, columns, fmt=fmt, title=title, no_wrap=numbers)
+    else:
+        render_rows(rows, columns, fmt=fmt, title=title, no_wrap=numbers)
     if more:
         err_console.print(f"More {what} match: --limit N shows more, --format csv all of them.")
 

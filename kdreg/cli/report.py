@@ -162,6 +162,7 @@ def report(
         until=until,
         keep_unset=baselines,
     )
+    from kdreg.reporting.chance import chance_level
     from kdreg.reporting.report import build_report
     from kdreg.store.hints import explain_no_match
     from kdreg.store.queries import open_reader
@@ -169,7 +170,7 @@ def report(
     store = open_reader(db)
     hints: list[str] = []
     try:
-        tables = build_report(store, filters, scale=scale, digits=digits)
+        tables = build_report(store, filters, scale=scale, digits=digits, chance=chance_level)
         if not tables:
             hints = explain_no_match(store, filters)
     finally:
@@ -188,7 +189,9 @@ def report(
         from kdreg.reporting.tables import render_terminal
 
         color = console.is_terminal and not console.no_color
-        console.file.write(render_terminal(tables, color=color))
+        # a terminal gets every line within its width; piped output the whole table (see layout.py)
+        width = console.width if console.is_terminal else None
+        console.file.write(render_terminal(tables, color=color, width=width))
         return
     import sys
 

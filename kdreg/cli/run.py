@@ -44,7 +44,7 @@ def run(
     seed: Seeds = None,
     lang: Langs = None,
     config: Annotated[Path | None, typer.Option(
-        "--config", help="TOML grid file with the same keys and [phase] hyper-parameters.")] = None,
+        "--config", help="TOML grid file with the same keys and \\[phase] hyper-parameters.")] = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Print the plan; train and write nothing.")] = False,
     retry_failed: Annotated[bool, typer.Option(
@@ -96,7 +96,7 @@ def run(
     request = build_request({k: v or [] for k, v in options.items()}, config, executor)
     plugins = PluginSet()  # one instance per plugin for the whole grid, checked once
     jobs = expand_grid(request, plugins)
-    preflight(jobs, plugins)
+    unavailable = preflight(jobs, plugins, gather=dry_run)  # a dry run shows the plan and marks them
     chosen = plugins.resolve("executor", request.executor)
     runner = plugins.checked(chosen)
     require_device(device)  # a bad --device fails before the database is touched
@@ -105,11 +105,11 @@ def run(
         from kdreg.cli.plan_view import print_plan
 
         print_plan(plan_grid(_existing_store(db), jobs, retry_failed=retry_failed, force=force),
-                   executor=label, fmt=fmt)
+                   executor=label, fmt=fmt, defaults=request.describe_defaults(), unavailable=unavailable)
         return
     _run_grid(plan_grid, jobs, db=db, retry_failed=retry_failed, force=force, runner=runner,
               executor_spec=chosen.spec, label=label, device=device, fail_fast=fail_fast, wait=wait,
-              threads=chosen_threads)
+              threads=chosen_threads, defaults=request.describe_defaults())
 
 
 def _describe(executor: Any, spec: str) -> str:
@@ -119,7 +119,7 @@ def _describe(executor: Any, spec: str) -> str:
 
 def _run_grid(plan_grid: Any, jobs: Any, *, db: str | None, retry_failed: bool, force: bool, runner: Any,
               executor_spec: str, label: str, device: str, fail_fast: bool, wait: bool,
-              threads: int | None) -> None:
+              threads: int | None, defaults: str) -> None:
     """Record and execute the grid, then print its table and what needs attention."""
     from kdreg.cli.output import print_error
     from kdreg.cli.progress import RichReporter
@@ -139,6 +139,7 @@ def _run_grid(plan_grid: Any, jobs: Any, *, db: str | None, retry_failed: bool, 
     err_console.print(f"grid: {len(plan.items)} combinations, {to_run} to run, {skipped} skipped, "
                       f"{len(plan.graph.artifacts)} model(s) to build · {label} · db {store.label}",
                       markup=False)
+    err_console.print(defaults, markup=False)
     try:
         with termination_as_interrupt(), RichReporter() as reporter:
             outcome = run_grid(store, plan, runner, executor_spec=executor_spec, command=command,

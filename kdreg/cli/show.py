@@ -2,7 +2,8 @@
 
 Canonical config, environment, per-language results (source first), the error and
 traceback of a failed run, and each training curve as a sparkline with its first,
-lowest and last loss — enough to judge a run without opening the database.
+lowest and last loss — enough to judge a run without opening the database. ``--json``
+gives the same record with each curve's ``steps`` and ``losses`` arrays, to plot.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def _print_record(record: dict[str, Any]) -> None:
         lowest = "" if curve["min"] is None else f" (min {curve['min']:.4g} at step {curve['min_step']})"
         console.print(
             f"  curve {curve['phase']}: {curve['sparkline']}  {curve['points']} points, "
-            f"steps {curve['steps']}, loss {curve['first']:.4g} → {curve['last']:.4g}{lowest}",
+            f"steps {curve['step_range']}, loss {curve['first']:.4g} → {curve['last']:.4g}{lowest}",
             markup=False,
         )
     if record["error"]:
@@ -86,7 +87,10 @@ def show(
     as_json: JsonOption = False,
     db: DbOption = None,
 ) -> None:
-    """The full record of one run: config, environment, results, error, training curves."""
+    """The full record of one run: config, environment, results, error, training curves.
+
+    --json gives it all as data, each training curve with its steps and losses arrays.
+    """
     from kdreg.store.filters import check_text
     from kdreg.store.store import open_store
 

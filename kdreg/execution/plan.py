@@ -3,7 +3,9 @@
 Nothing is written before the preflight passes (every plugin instantiates and its
 ``check()`` passes, including the hard-label loss and the executor; every corpus that
 must report its size does), so an unknown model or an offline hub gives one error line
-and an untouched database.
+and an untouched database — one line for all of them: every plugin is checked, and every
+model and dataset that cannot be had is named in it (a dry run shows the plan with them
+marked instead).
 
 Each run is then *run* or *skipped* by its status in the store: succeeded runs are
 skipped (``--force`` runs them again), failed ones too (``--retry-failed``), a run whose
@@ -13,9 +15,10 @@ and a stale one (its process died) is run again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from kdreg.errors import DataError, KdregError, ModelUnavailableError, ObtainableError, UnavailableError
 from kdreg.execution.engines import engine_held
 from kdreg.execution.graph import TaskGraph, build_graph
 from kdreg.grid import USES_PRETRAIN, Job
@@ -93,22 +96,72 @@ def plan_grid(store: Store | None, jobs: Sequence[Job], *, retry_failed: bool = 
     return Plan(items, graph, retry_failed, force, held)
 
 
-def preflight(jobs: Sequence[Job], plugins: PluginSet) -> None:
-    """Instantiate every distinct plugin and run its ``check()``; and pretraining lengths."""
+def preflight(jobs: Sequence[Job], plugins: PluginSet, *, gather: bool = False
+              ) -> dict[tuple[str, str], KdregError]:
+    """Instantiate every distinct plugin and run its ``check()``; and pretraining lengths.
+
+    A model or dataset that cannot be had (:class:`ModelUnavailableError`, :class:`DataError`)
+    does not stop the checks: every plugin of the grid is checked, and all of them are
+    reported at once in one :class:`UnavailableError` — or, with ``gather``, returned
+    ((kind, specification) → error) so that a dry run can show the plan and mark them.
+    """
     from kdreg.pipeline.phases import pretrain_steps
 
     plugins.hard_label_loss().create()  # resolved like any plugin: an allow-list without kdreg fails here
+    problems: dict[tuple[str, str], KdregError] = {}
+
+    def attempt(kind: str, spec: str, check: Callable[[], object]) -> None:
+        if (kind, spec) in problems:
+            return
+        try:
+            check()
+        except (ModelUnavailableError, DataError) as exc:
+            problems[kind, spec] = exc
+
     losses: set[str] = set()
     corpora: set[tuple[str, int, float]] = set()
     for job in jobs:
-        for plugin in (job.teacher, job.student, job.benchmark, job.corpus):
+        for kind, plugin in (("teacher", job.teacher), ("student", job.student), ("benchmark", job.benchmark),
+                             ("corpus", job.corpus)):
             if plugin is not None:
-                plugins.checked(plugin)
+                attempt(kind, plugin.spec, lambda plugin=plugin: plugins.checked(plugin))
         if job.loss is not None and job.loss.spec not in losses:
             losses.add(job.loss.spec)
             job.loss.create()
-        if job.stage in USES_PRETRAIN and job.corpus is not None:
+        corpus = job.corpus
+        if job.stage in USES_PRETRAIN and corpus is not None and ("corpus", corpus.spec) not in problems:
             hp = job.hparams.pretrain
-            if (job.corpus.spec, hp.max_steps, hp.epochs) not in corpora:
-                corpora.add((job.corpus.spec, hp.max_steps, hp.epochs))
-                pretrain_steps(hp, plugins.instance(job.corpus), job.corpus.spec)
+            if (corpus.spec, hp.max_steps, hp.epochs) not in corpora:
+                corpora.add((corpus.spec, hp.max_steps, hp.epochs))
+                attempt("corpus", corpus.spec,
+                        lambda c=corpus, hp=hp: pretrain_steps(hp, plugins.instance(c), c.spec))
+    if len(problems) == 1 and not gather:
+        raise next(iter(problems.values()))  # one problem: the plugin's own error, as it was
+    if problems and not gather:
+        raise UnavailableError(describe_unavailable(problems), problems)
+    return problems
+
+
+def describe_unavailable(problems: Mapping[tuple[str, str], KdregError]) -> str:
+    """One line for every model and dataset a grid cannot have, with the advice said once.
+
+    What is missing only because the Hub is unreachable is listed by name, followed by
+    how to point at local copies; any other problem keeps its plugin's own message.
+    """
+    from kdreg.hub import offline_reason
+
+    if len(problems) == 1:
+        return str(next(iter(problems.values())))
+    offline = {key: e for key, e in problems.items() if isinstance(e, ObtainableError) and e.missing}
+    parts = []
+    if offline:
+        items = "; ".join(f"{kind} {e.missing}" for (kind, _), e in offline.items())
+        instead = ", ".join(dict.fromkeys(str(e.instead) for e in offline.values()))
+        parts.append(
+            f"{offline_reason()} and {len(offline)} "
+            f"models and datasets of this grid are not in the local cache: {items}; pass local copies "
+            f"({instead}), set HF_HOME to a cache that has them, or run once with network access")
+    parts += [str(e).rstrip(".") for key, e in problems.items() if key not in offline]
+    if len(parts) == 1:
+        return parts[0][:1].upper() + parts[0][1:] + "."
+    return f"{len(problems)} things this grid needs are not available: {' — '.join(parts)}."

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from kdreg.errors import DataError, IncompatiblePluginsError
 from kdreg.grid import Job
@@ -66,9 +67,20 @@ def cached_curve(kind: str, key: str) -> CurveRecord | None:
     return CurveRecord(steps=list(data["steps"]), losses=list(data["losses"]))
 
 
-def _save(folder: Path, loaded: LoadedModel, curve: Curve) -> None:
+def _save(folder: Path, loaded: LoadedModel, curve: Curve, about: dict[str, Any]) -> None:
+    """Weights, tokenizer and loss curve, and what the model is (``kdreg cache`` lists it)."""
     model_cache.save_model(folder, loaded.model, loaded.tokenizer)
     (folder / CURVE_FILE).write_text(json.dumps(curve.__dict__))
+    model_cache.write_about(folder, about)
+
+
+def describe(kind: str, job: Job) -> dict[str, Any]:
+    """What an artifact of ``job`` is: its kind, the plugins that made it (specs) and the seed."""
+    if kind == FINE_TUNED_TEACHER:
+        return {"kind": kind, "teacher": job.teacher.spec, "benchmark": job.benchmark.spec, "seed": job.seed}
+    return {"kind": kind, "teacher": job.teacher.spec, "student": job.student.spec if job.student else None,
+            "loss": job.loss.spec if job.loss else None, "corpus": job.corpus.spec if job.corpus else None,
+            "seed": job.seed}
 
 
 class ArtifactBuilder:
@@ -90,7 +102,7 @@ class ArtifactBuilder:
             loaded = self.plugins.instance(job.teacher).load(head)
             curve = self.trainer.finetune(job, benchmark, loaded, job.hparams.teacher_finetune,
                                           self.plugins.hard_label_loss().create(), "teacher_finetune")
-            _save(folder, loaded, curve)
+            _save(folder, loaded, curve, describe(FINE_TUNED_TEACHER, job))
 
         _, made = model_cache.get_or_create(FINE_TUNED_TEACHER, job.teacher_key, create)
         return made
@@ -125,7 +137,7 @@ class ArtifactBuilder:
             side = live_side(teacher.model, loss, self.trainer.device) if teacher is not None else None
             corpus = self.plugins.instance(corpus_plugin)
             curve = self.trainer.pretrain(job, corpus, student, loss, side, extra)
-            _save(folder, student, curve)
+            _save(folder, student, curve, describe(PRETRAINED_STUDENT, job))
 
         _, made = model_cache.get_or_create(PRETRAINED_STUDENT, job.pretrain_key, create)
         return made

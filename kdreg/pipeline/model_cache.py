@@ -7,14 +7,21 @@ never leaves a half-written model. Within a grid, exactly one task builds each m
 (:mod:`kdreg.execution.graph`), so nothing depends on file locks, which network file
 systems do not always honour; the lock taken around building only keeps two *grids*
 on one machine from training the same model twice.
-``kdreg cache`` shows the size and clears it.
+``kdreg cache`` lists what each model is (from the ``kdreg-model.json`` written beside it:
+teacher, student, loss, benchmark or corpus, seed, when it was made) with its size and when
+a run last loaded it, and clears all of them or a selection.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +30,9 @@ from kdreg.paths import cache_dir
 
 COMPLETE = "kdreg-complete"
 """Marker file written last: a folder without it is not a model (yet)."""
+
+ABOUT = "kdreg-model.json"
+"""What a cached model is (kind, plugins, seed, when made), written beside its weights."""
 
 Log = Callable[[str], None]
 
@@ -54,7 +64,24 @@ def require(kind: str, key: str) -> Path:
             f"The {kind} model {path.name} is not in the model cache ({models_dir()}); run the grid again "
             "to build it."
         )
+    mark_used(path)
     return path
+
+
+def mark_used(folder: Path) -> None:
+    """Record that a run loads this model now: the time of its marker file is its last use.
+
+    A file's modification time changes atomically, so parallel workers need no lock; a
+    read-only cache (shared, mounted) simply keeps its times.
+    """
+    with contextlib.suppress(OSError):
+        os.utime(folder / COMPLETE)
+
+
+def write_about(folder: Path, about: dict[str, Any]) -> None:
+    """Write what the model in ``folder`` is (``kdreg cache`` shows it), with the time it was made."""
+    record = {**about, "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    (folder / ABOUT).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 def get_or_create(kind: str, key: str, create: Callable[[Path], None]) -> tuple[Path, bool]:
@@ -126,15 +153,90 @@ def cached_models() -> list[Path]:
     return found
 
 
-def clear() -> int:
-    """Delete every cached model (re-created on demand) and nothing else; returns bytes freed.
+@dataclass(frozen=True)
+class CachedModel:
+    """One cached model as ``kdreg cache`` lists it."""
 
-    A model's lock file goes with it, so do the (empty) lock files a failed attempt left
-    in ``models/``, and a group folder (``models/``, ``synthetic/``) left empty is removed.
+    path: Path
+    kind: str
+    """'teacher' (a fine-tuned teacher), 'student-pretrained' (distilled in pretraining), or the
+    folder of a plugin's own cache (e.g. 'synthetic': the pretrained synthetic teacher)."""
+    size: int
+    last_used: datetime
+    """When a run last loaded it (for a plugin's own model: when it was written)."""
+    about: dict[str, Any] = field(default_factory=dict)
+    """What it is: teacher, student, loss, benchmark, corpus, seed, created (empty for models
+    written before kdreg recorded it)."""
+
+    @property
+    def name(self) -> str:
+        """How people name it: ``teacher-1a2b3c4d`` (the kind and its key's first 8 characters)."""
+        if self.path.parent.name == models_dir().name and self.path.name.startswith(f"{self.kind}-"):
+            return self.path.name[: len(self.kind) + 9]
+        return f"{self.path.parent.name}/{self.path.name[:8]}"
+
+    @property
+    def description(self) -> str:
+        """``teacher t fine-tuned on b, seed 0``; ``student s ← teacher t, loss kl, corpus c, seed 0``."""
+        a = self.about
+        if not a:
+            return "(written before kdreg recorded what a model is)" if self.kind in ARTIFACT_KINDS else ""
+        if self.kind == "teacher":
+            text = f"teacher {a.get('teacher')} fine-tuned on {a.get('benchmark')}"
+        elif self.kind == "student-pretrained":
+            text = (f"student {a.get('student')} ← teacher {a.get('teacher')}, loss {a.get('loss')}, "
+                    f"corpus {a.get('corpus')}")
+        else:
+            text = str(a.get("summary") or a.get("code") or "")  # a plugin's own marker says what it can
+        return f"{text}, seed {a['seed']}" if a.get("seed") is not None else text
+
+
+ARTIFACT_KINDS = ("teacher", "student-pretrained")
+"""Kinds of the pipeline's own models (folders ``models/<kind>-<key>``)."""
+
+
+def _kind(folder: Path) -> str:
+    if folder.parent.name == models_dir().name:
+        for kind in sorted(ARTIFACT_KINDS, key=len, reverse=True):
+            if folder.name.startswith(f"{kind}-"):
+                return kind
+    return folder.parent.name
+
+
+def _about(folder: Path) -> dict[str, Any]:
+    for name in (ABOUT, COMPLETE + ".json"):  # a plugin's own models describe themselves in their marker
+        try:
+            data = json.loads((folder / name).read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            return data
+    return {}
+
+
+def _last_used(folder: Path) -> datetime:
+    stamps = [p.stat().st_mtime for p in folder.glob(COMPLETE + "*") if p.is_file()]
+    return datetime.fromtimestamp(max(stamps, default=folder.stat().st_mtime), timezone.utc)
+
+
+def list_models() -> list[CachedModel]:
+    """Every cached model with its kind, size, last use and description, most recently used first."""
+    found = [CachedModel(p, _kind(p), folder_size(p), _last_used(p), _about(p)) for p in cached_models()]
+    return sorted(found, key=lambda m: m.last_used, reverse=True)
+
+
+def clear(folders: Iterable[Path] | None = None) -> int:
+    """Delete cached models (``folders``, default every one) and nothing else; returns bytes freed.
+
+    Models are re-created on demand. A model's lock file goes with it, so do the (empty)
+    lock files a failed attempt left in ``models/``, and a group folder (``models/``,
+    ``synthetic/``) left empty is removed.
     """
     freed = 0
     groups = {models_dir()}
-    for folder in cached_models():
+    known = cached_models()
+    chosen = known if folders is None else [f for f in folders if f in known]  # never anything else
+    for folder in chosen:
         freed += folder_size(folder)
         shutil.rmtree(folder)
         Path(str(folder) + ".lock").unlink(missing_ok=True)

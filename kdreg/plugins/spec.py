@@ -242,6 +242,14 @@ class Benchmark(Plugin):
         """Optional diagnostics beyond the metrics, computed on the final student."""
         return ()
 
+    def chance_level(self, metric: str) -> float | None:
+        """Optional: the expected score of guessing at random on ``metric`` (None: unknown).
+
+        Accuracy of uniform guessing is 1 / number of labels whatever the label balance.
+        Tables show it as a row and plots as a line; asked without loading any data.
+        """
+        return None
+
 
 class Corpus(Plugin):
     """Unlabeled multilingual text for distillation during pretraining (``kdreg.corpora``)."""

@@ -3,9 +3,11 @@
 One :class:`ReportTable` per benchmark (and metric/split): rows are the groups of runs
 that differ only by seed — (teacher, student, stage, loss), plus the corpus when one was
 used — and columns are the source language, each target language and the zero-shot
-average; each cell is mean ± std over seeds with n, and the best mean per column is
-marked. Rows follow the study's order (the teacher's own row, then stages none →
-finetune → pretrain → both), so the seed study is simply
+average; each cell is mean ± std over seeds with n, and the best mean per column among
+the students is marked (the teacher's row is the reference, never "best"); the
+benchmark's chance level comes with the table when the benchmark knows it. Rows follow
+the study's order (the teacher's own row, then stages none → finetune → pretrain →
+both), so the seed study is simply
 ``kdreg report --teacher X --student Y``.
 
 The table is a plain value; :mod:`kdreg.reporting.tables` renders it for a terminal,
@@ -15,7 +17,7 @@ Markdown, LaTeX, CSV or HTML, and :mod:`kdreg.reporting.plot` draws it.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +28,9 @@ from kdreg.store.filters import Filters
 
 ZERO_SHOT = "zero_shot"
 
+
+Chance = Callable[[str, str], "float | None"]
+"""(benchmark specification, metric) → chance level (0..1) or None."""
 
 NO_LABEL = "—"
 """A label a row does not have (the teacher's student, the loss of stage none), as tables show it."""
@@ -59,6 +64,8 @@ class ReportTable:
     scale: float
     digits: int
     notes: tuple[str, ...] = ()
+    chance: float | None = None
+    """The benchmark's chance level for the metric (scaled like the cells), when it says."""
 
     @property
     def title(self) -> str:
@@ -71,6 +78,11 @@ class ReportTable:
 
     def is_best(self, row: int, column: int) -> bool:
         return row in self.best[column] and len(self.rows) > 1
+
+    @property
+    def chance_text(self) -> str:
+        """The chance level as cells show numbers ('' when unknown)."""
+        return "" if self.chance is None else f"{self.chance:.{self.digits}f}"
 
 
 def _label_columns(groups: Sequence[SeedGroup]) -> tuple[str, ...]:
@@ -95,8 +107,11 @@ def language_header(code: str, groups: Sequence[SeedGroup]) -> str:
     return code
 
 
-def _best(rows: Sequence[ReportRow], column: int) -> frozenset[int]:
-    means = [(r.cells[column].mean, i) for i, r in enumerate(rows) if r.cells[column] is not None]
+def _best(rows: Sequence[ReportRow], column: int, stage: int | None) -> frozenset[int]:
+    """Rows with the column's highest mean among the students: the teacher's own row is the
+    reference they are measured against, never the "best" of them."""
+    means = [(r.cells[column].mean, i) for i, r in enumerate(rows)
+             if r.cells[column] is not None and (stage is None or r.label[stage] != "teacher")]
     if not means:
         return frozenset()
     top = max(m for m, _ in means)
@@ -104,12 +119,14 @@ def _best(rows: Sequence[ReportRow], column: int) -> frozenset[int]:
 
 
 def build_table(
-    groups: Sequence[SeedGroup], *, languages: Sequence[str] = (), scale: float = 100.0, digits: int = 1
+    groups: Sequence[SeedGroup], *, languages: Sequence[str] = (), scale: float = 100.0, digits: int = 1,
+    chance: Chance | None = None,
 ) -> ReportTable:
     """One table from the seed groups of one benchmark, metric and split.
 
     ``languages`` (normalised codes) restricts and orders the target columns; by default
-    every target language any row has, alphabetically.
+    every target language any row has, alphabetically. ``chance`` gives a benchmark
+    specification's chance level of a metric (:func:`kdreg.reporting.chance.chance_level`).
     """
     first = groups[0]
     targets = list(languages) or sorted({lang for g in groups for lang in g.languages})
@@ -143,7 +160,8 @@ def build_table(
     skipped = len(groups) - len(rows)
     if skipped:
         notes.append(f"{skipped} group(s) without {first.metric}/{first.split} results left out.")
-    best = tuple(_best(rows, c) for c in range(len(targets) + 2))
+    stage = label_columns.index("stage") if "stage" in label_columns else None
+    best = tuple(_best(rows, c, stage) for c in range(len(targets) + 2))
     return ReportTable(
         benchmark=first.key.get("benchmark") or "",
         metric=first.metric,
@@ -156,15 +174,22 @@ def build_table(
         scale=scale,
         digits=digits,
         notes=tuple(notes),
+        chance=_scaled_chance(chance, first.key.get("benchmark"), first.metric, scale),
     )
 
 
+def _scaled_chance(chance: Chance | None, benchmark: str | None, metric: str, scale: float) -> float | None:
+    value = chance(benchmark, metric) if chance is not None and benchmark else None
+    return None if value is None else value * scale
+
+
 def build_report(
-    source: Any, filters: Filters, *, scale: float = 100.0, digits: int = 1
+    source: Any, filters: Filters, *, scale: float = 100.0, digits: int = 1, chance: Chance | None = None
 ) -> list[ReportTable]:
     """Every benchmark × metric × split table the filters select (empty tables are left out).
 
-    ``source`` is a :class:`~kdreg.store.reading.Reader` or an open connection.
+    ``source`` is a :class:`~kdreg.store.reading.Reader` or an open connection; ``chance``
+    the benchmarks' chance levels (see :func:`build_table`).
     """
     if not (0 < scale < math.inf):  # also refuses NaN; a negative scale would turn "best" upside down
         raise ConfigError(f"The scale must be a positive number (100 shows accuracy in %), not {scale}.")
@@ -176,7 +201,7 @@ def build_report(
             for group in seed_groups(source, filters, metric, split):
                 by_benchmark.setdefault(group.key.get("benchmark") or "", []).append(group)
             for groups in by_benchmark.values():
-                table = build_table(groups, languages=languages, scale=scale, digits=digits)
+                table = build_table(groups, languages=languages, scale=scale, digits=digits, chance=chance)
                 if table.rows:
                     tables.append(table)
     return tables

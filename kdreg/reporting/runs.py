@@ -32,20 +32,23 @@ def sparkline(values: Sequence[float], width: int = 48) -> str:
 
 
 def curve_summary(phase: str, steps: Sequence[int], losses: Sequence[float]) -> dict[str, Any]:
-    """Phase, #points, first/min/last loss and the sparkline (a NaN loss is shown, never the minimum)."""
+    """Phase, #points, first/min/last loss and the sparkline (a NaN loss is shown, never the minimum),
+    and the curve itself: ``steps`` and ``losses``, the arrays a notebook or plot needs."""
     if not losses:
-        return {"phase": phase, "points": 0}
+        return {"phase": phase, "points": 0, "steps": list(steps), "losses": list(losses)}
     finite = [i for i, v in enumerate(losses) if v is not None and math.isfinite(v)]
     low = min(finite, key=lambda i: losses[i]) if finite else None
     return {
         "phase": phase,
         "points": len(losses),
-        "steps": f"{steps[0]}–{steps[-1]}" if steps else "",
+        "step_range": f"{steps[0]}–{steps[-1]}" if steps else "",
         "first": losses[0],
         "min": None if low is None else losses[low],
         "min_step": None if low is None or low >= len(steps) else steps[low],
         "last": losses[-1],
         "sparkline": sparkline(losses),
+        "steps": list(steps),
+        "losses": list(losses),
     }
 
 

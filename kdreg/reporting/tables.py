@@ -3,7 +3,9 @@
 Each renderer takes the same :class:`~kdreg.reporting.report.ReportTable` values and
 returns text, so `kdreg report --out DIR` can write every format from one query. The
 best mean of each column is bold (and marked ``*`` where bold does not survive, in plain
-text); LaTeX is escaped so names with ``_`` or ``%`` paste into a paper unchanged.
+text); LaTeX is escaped so names with ``_`` or ``%`` paste into a paper unchanged. The
+benchmark's chance level, when it gives one, is the last row of a terminal table and a
+note (a ``chance`` column in CSV) elsewhere.
 """
 
 from __future__ import annotations
@@ -35,12 +37,25 @@ def _line(values: Sequence[str], widths: Sequence[int], n_labels: int, bold: Seq
     return "  ".join(out).rstrip()
 
 
-def render_terminal(tables: Sequence[ReportTable], *, color: bool = False) -> str:
-    """Aligned plain text at the table's natural width (wide tables scroll, they never squeeze).
+def render_terminal(tables: Sequence[ReportTable], *, color: bool = False, width: int | None = None) -> str:
+    """Aligned plain text; best cells end in ``*`` (with ``color`` they are also bold, ANSI).
 
-    Best cells end in ``*``; with ``color`` they are also bold (ANSI). Written by hand
-    rather than with rich: a store of thousands of groups renders in milliseconds.
+    With a ``width`` (a terminal's), every line fits it: shared labels above the table,
+    long specifications as short labels with a legend, the number of seeds once per row,
+    languages folded into pages (:mod:`kdreg.reporting.layout`). Without one (piped to a
+    file or program) the table is printed whole at its natural width, as it always was.
+    Written by hand rather than with rich: a store of thousands of groups renders in
+    milliseconds.
     """
+    if width is not None:
+        from kdreg.reporting.layout import render_text_table
+
+        fitted = []
+        for table in tables:
+            title, columns, above, below = fitted_table(table, width)
+            fitted.append(render_text_table(title, columns, width=width, color=color, above=above,
+                                            below=below))
+        return "\n\n".join(fitted) + f"\n\n{LEGEND.replace('in bold', 'marked *')}\n"
     parts: list[str] = []
     for table in tables:
         n_labels = len(table.label_columns)
@@ -52,16 +67,74 @@ def render_terminal(tables: Sequence[ReportTable], *, color: bool = False) -> st
                 for j in range(len(table.keys))
             ]
             body.append([*row.label, *cells])
+        if table.chance is not None:  # the last row: what guessing scores
+            body.append(["chance", *[""] * (n_labels - 1), *[table.chance_text + "  "] * len(table.keys)])
         widths = [max(len(str(r[k])) for r in [head, *body]) for k in range(len(head))]
         rule = "─" * (sum(widths) + 2 * (len(widths) - 1))
         lines = [table.title, rule, _line(head, widths, n_labels), rule]
         for i, values in enumerate(body):
-            bold = [False] * n_labels + [table.is_best(i, j) and color for j in range(len(table.keys))]
+            bold = [False] * n_labels + [i < len(table.rows) and table.is_best(i, j) and color
+                                         for j in range(len(table.keys))]
             lines.append(_line(values, widths, n_labels, bold))
         lines.append(rule)
         lines += [f"note: {n}" for n in table.notes]
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + f"\n\n{LEGEND.replace('in bold', 'marked *')}\n"
+
+
+def fitted_table(table: ReportTable, width: int) -> tuple[str, list[Any], list[str], list[str]]:
+    """(title, columns, lines above, lines below) of ``table`` laid out for a ``width``-column terminal.
+
+    Labels every row shares go above the table; long specifications become short labels
+    explained below it; a row whose cells all pool the same number of seeds shows that
+    number once (column ``n``) rather than in every cell; the chance level is the last row.
+    """
+    from kdreg.reporting.layout import TextColumn, shared_values, short_labels
+
+    rows = table.rows
+    named = [(name, [row.label[k] for row in rows]) for k, name in enumerate(table.label_columns)]
+    shared, above = shared_values(named, len(rows), NO_LABEL)
+    chance = [] if table.chance is None else [table.chance_text]
+    columns: list[Any] = []
+    legend: list[str] = []
+    for name, cells in named:
+        if name in shared:
+            continue
+        labels, explained = short_labels(cells)
+        legend += [f"{name} {line}" for line in explained]
+        first = not columns
+        columns.append(TextColumn(name, (*(labels.get(c, c) for c in cells), *(["chance"] if chance and first
+                                                                                  else [""] * len(chance))),
+                                  key=True))
+    counts = [_row_count(row) for row in rows]
+    if any(n is not None and n > 1 for n in counts) or any(n is None for n in counts):
+        columns.append(TextColumn("n", (*("" if n is None else str(n) for n in counts), *[""] * len(chance)),
+                                  numeric=True, key=True))
+    for j, header in enumerate(table.headers):
+        cells, bold = [], []
+        for i, row in enumerate(rows):
+            cell = row.cells[j]
+            best = table.is_best(i, j)
+            text = "" if cell is None else cell.text(table.digits, show_n=counts[i] is None)
+            cells.append(text + (" *" if best else "  "))
+            bold.append(best)
+        columns.append(TextColumn(header, (*cells, *(f"{c}  " for c in chance)), numeric=True,
+                                  bold=(*bold, *[False] * len(chance))))
+    below = legend + [f"note: {n}" for n in table.notes]
+    if table.chance is not None:
+        below.append(f"chance: the score of guessing at random ({table.chance_text}), as the benchmark says")
+    return table.title, columns, above, below
+
+
+def _row_count(row: Any) -> int | None:
+    """The number of seeds every cell of ``row`` pools, or None when cells differ."""
+    counts = {cell.n for cell in row.cells if cell is not None}
+    return counts.pop() if len(counts) == 1 else None
+
+
+def _chance_note(table: ReportTable) -> list[str]:
+    """The chance level as a note under the table, when the benchmark gives it."""
+    return [] if table.chance is None else [f"Chance level (guessing at random): {table.chance_text}."]
 
 
 # --------------------------------------------------------------------------- markdown
@@ -85,7 +158,7 @@ def render_markdown(tables: Sequence[ReportTable]) -> str:
                 text = _md(table.cell_text(i, j))
                 cells.append(f"**{text}**" if table.is_best(i, j) and text else text)
             lines.append("| " + " | ".join([*(_md(v) for v in row.label), *cells]) + " |")
-        lines += [""] + [f"*Note: {_md(n)}*" for n in table.notes]
+        lines += [""] + [f"*Note: {_md(n)}*" for n in (*table.notes, *_chance_note(table))]
         parts.append("\n".join(lines).rstrip())
     return "\n\n".join(parts) + f"\n\n{LEGEND}\n"
 
@@ -142,7 +215,7 @@ def render_latex(tables: Sequence[ReportTable]) -> str:
                 cells.append(rf"\textbf{{{text}}}" if table.is_best(i, j) and text else text)
             lines.append(" & ".join([*(latex_escape(v) for v in row.label), *cells]) + r" \\")
         lines += [r"\bottomrule", r"\end{tabular}"]
-        lines += [rf"\par\footnotesize {latex_escape(n)}" for n in table.notes]
+        lines += [rf"\par\footnotesize {latex_escape(n)}" for n in (*table.notes, *_chance_note(table))]
         lines.append(r"\end{table}")
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"
@@ -156,7 +229,7 @@ def csv_rows(tables: Sequence[ReportTable]) -> tuple[list[str], list[dict[str, A
     for table in tables:
         keys += [k for k in table.keys if k not in keys]
         labels += [c for c in table.label_columns if c not in labels]
-    header = ["benchmark", "metric", "split", "scale", *labels, "runs", "seeds"]
+    header = ["benchmark", "metric", "split", "scale", "chance", *labels, "runs", "seeds"]
     header += [f"{k}_{part}" for k in keys for part in ("mean", "std", "n")]
     rows: list[dict[str, Any]] = []
     for table in tables:
@@ -166,6 +239,7 @@ def csv_rows(tables: Sequence[ReportTable]) -> tuple[list[str], list[dict[str, A
                 "metric": table.metric,
                 "split": table.split,
                 "scale": table.scale,
+                "chance": table.chance,
                 "runs": row.runs,
                 "seeds": row.seeds,
             }
@@ -240,7 +314,7 @@ def render_html(
             f"<table><caption>{html.escape(table.title)}</caption><thead><tr>{head}</tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>"
         )
-        body += [f'<p class="note">{html.escape(n)}</p>' for n in table.notes]
+        body += [f'<p class="note">{html.escape(n)}</p>' for n in (*table.notes, *_chance_note(table))]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>kdreg report</title>'
         f"<style>{_STYLE}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n"

@@ -80,6 +80,10 @@ class HubBenchmark(Benchmark):
     def labels(self) -> Sequence[str]:
         return self.label_names
 
+    def chance_level(self, metric: str) -> float | None:
+        """Accuracy of guessing: 1 / number of labels (the label names are fixed, no data is read)."""
+        return 1 / len(self.label_names) if metric == "accuracy" and self.label_names else None
+
     def check(self) -> None:
         """Load the source language now: a missing dataset fails before a grid writes anything."""
         self.examples(self.source, "train")

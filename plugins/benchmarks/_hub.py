@@ -10,6 +10,8 @@ also how the tests exercise it without a network.
 ``datasets`` is imported inside the functions: listing plugins must stay cheap.
 Failures become one-line :class:`~kdreg.errors.DataError`\\ s that say what to do
 (most often: the data is not cached and the hub is unreachable, so pass ``path=``).
+Before the first hub request, :func:`kdreg.hub.hub_online` asks the Hub once, in seconds;
+when it does not answer, datasets reads its cache in offline mode instead of retrying.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from kdreg.errors import DataError
+from kdreg.hub import hub_online
 
 _OFFLINE_HINTS = ("offline", "couldn't reach", "connection", "timed out", "name resolution", "unreachable")
 
@@ -48,6 +51,8 @@ def load_hub(
         raise DataError(
             f"{plugin}: local copy {path} does not exist; pass {plugin}:path=<folder> of a copy of {dataset}."
         )
+    if path is None:
+        hub_online()  # asked once per process: offline, datasets reads its cache without retrying
     kwargs: dict[str, Any] = {"name": config, "split": split, "streaming": streaming}
     if revision and path is None:
         kwargs["revision"] = revision
@@ -79,7 +84,8 @@ def hub_error(
         )
         return DataError(
             f"{plugin}: dataset {dataset} (config {config}) {state}, "
-            f"or pass {plugin}:path=<local copy of the {dataset} repository>."
+            f"or pass {plugin}:path=<local copy of the {dataset} repository>.",
+            missing=f"{plugin!r} ({dataset}, config {config})", instead=f"{plugin}:path=DIR",
         )
     return DataError(f"{plugin}: cannot load {where}, config {config}: {type(exc).__name__}: {text[:300]}")
 
@@ -91,6 +97,8 @@ def split_info_sizes(
     import datasets
 
     source = str(path) if path is not None else dataset
+    if path is None:
+        hub_online()
     sizes: dict[str, int | None] = {}
     for config in configs:
         try:

@@ -18,7 +18,10 @@ Choices made here, once for all model plugins:
   silenced while loading: a fresh classification head is expected, and the CLI draws
   its own progress.
 
-When a model is neither cached nor reachable, or a local folder is missing, the error is
+Before the first request to the Hub, :func:`kdreg.hub.hub_online` asks it once, in
+seconds: when it does not answer, the process works from the local cache in offline
+mode instead of retrying every request. When a model is neither cached nor reachable,
+or a local folder is missing, the error is
 a one-line :class:`~kdreg.errors.ModelUnavailableError` that says what to pass instead
 (``--teacher hf:path=/path/to/model``). Only loading errors (``OSError`` and the
 huggingface_hub errors) are turned into it; anything else is a bug and surfaces as is.
@@ -36,6 +39,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kdreg.errors import ModelUnavailableError
+from kdreg.hub import hub_online, offline_requested
 from kdreg.plugins.spec import Head, LoadedModel
 
 Role = Literal["teacher", "student"]
@@ -110,9 +114,7 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
 def _offline() -> bool:
     from huggingface_hub import constants
 
-    env = any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
-              for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-    return bool(constants.HF_HUB_OFFLINE) or env
+    return bool(constants.HF_HUB_OFFLINE) or offline_requested() is not None
 
 
 def unavailable_error(source: ModelSource, exc: BaseException) -> ModelUnavailableError:
@@ -148,12 +150,19 @@ def unavailable_error(source: ModelSource, exc: BaseException) -> ModelUnavailab
         hint in lowered for hint in _OFFLINE_HINTS
     )
     if _offline() or unreachable:
-        return ModelUnavailableError(
-            f"{source.role} {source.plugin!r}: model {source.location} is not in the local Hugging Face "
-            f"cache and the Hub is unreachable; {advice(source.role)}, or set HF_HOME to a cache that has it."
-        )
+        return offline_error(source)
     return ModelUnavailableError(
         f"{source.described}: cannot load the model ({type(exc).__name__}: {first})."
+    )
+
+
+def offline_error(source: ModelSource) -> ModelUnavailableError:
+    """The error for a hub model that is not in the local cache while the Hub cannot be used."""
+    return ModelUnavailableError(
+        f"{source.role} {source.plugin!r}: model {source.location} is not in the local Hugging Face "
+        f"cache and the Hub is unreachable; {advice(source.role)}, or set HF_HOME to a cache that has it.",
+        missing=f"{source.plugin!r} ({source.location})",
+        instead=f"--{source.role} hf:path=DIR",
     )
 
 
@@ -205,6 +214,7 @@ def _from_kwargs(source: ModelSource) -> tuple[str, dict[str, Any]]:
         if not local.exists():
             raise missing_folder_error(source)
         return str(local), {"trust_remote_code": source.trust_remote_code}
+    hub_online()  # asked once per process: offline, the libraries then read the cache without retrying
     kwargs: dict[str, Any] = {"trust_remote_code": source.trust_remote_code}
     if source.revision:
         kwargs["revision"] = source.revision
@@ -232,6 +242,8 @@ def check_available(source: ModelSource) -> None:
     cached = try_to_load_from_cache(source.location, "config.json", revision=source.revision)
     if isinstance(cached, str):
         return
+    if not hub_online():  # decided in seconds, once: no request, no retries
+        raise offline_error(source)
     with translated_errors(source), quiet_transformers():
         hf_hub_download(source.location, "config.json", revision=source.revision)
 

@@ -72,6 +72,10 @@ class SyntheticTopics(Benchmark):
             return ()  # zero-shot by construction: labelled training data exists in the source only
         return tuple(Example(self.world.render(doc, language), doc[0]) for doc in self._documents[split])
 
+    def chance_level(self, metric: str) -> float | None:
+        """1 / topics for accuracy and for topic alignment (docs/synthetic.md): what guessing scores."""
+        return 1 / self.params.topics if metric in ("accuracy", "topic_alignment") else None
+
     def normalize_language(self, code: str) -> str:
         return code  # invented languages: no ISO code to map to
 

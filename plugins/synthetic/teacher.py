@@ -203,7 +203,8 @@ class SyntheticTeacher(Teacher):
             model.save_pretrained(folder)
             tokenizer.save_pretrained(folder)
         final = sum(losses[-50:]) / len(losses[-50:])
-        summary = {"key": self.cache_key(), "code": CODE_VERSION, "seconds": round(clock.seconds(), 1),
+        summary = {"summary": f"synthetic teacher pretrained with masked LM ({len(losses)} steps)",
+                   "key": self.cache_key(), "code": CODE_VERSION, "seconds": round(clock.seconds(), 1),
                    "steps": len(losses), "final_mlm_loss": round(final, 4), "params": dataclasses.asdict(p)}
         (folder / COMPLETE).write_text(json.dumps(summary, indent=2) + "\n")
         print(f"synthetic teacher pretrained in {clock.seconds():.0f} s ({len(losses)} steps, "

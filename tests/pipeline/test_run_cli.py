@@ -9,6 +9,7 @@ result lands in an SQLite file.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -49,8 +50,9 @@ def test_every_stage_end_to_end(world: dict[str, str], kdreg_home: Path) -> None
     assert result.output.count("fine-tuning teacher") == 1
     env = _rows(db, "SELECT environment FROM runs WHERE stage = 'both'")[0][0]
     assert '"torch"' in env and '"distribution": "kdreg"' in env
-    # the summary table of this grid
-    assert "test accuracy per language" in result.output
+    # the summary table of this grid, as `kdreg report --grid 1` shows it
+    assert "grid 1 (`kdreg report --grid 1` shows it again)" in result.output
+    assert "accuracy on test ×100" in result.output
 
 
 def test_failing_combination_is_stored_and_retried_only_on_request(world: dict[str, str],
@@ -123,6 +125,21 @@ def test_numbers_do_not_depend_on_which_models_were_cached(world: dict[str, str]
     assert _rows(first_db, query) == _rows(second_db, query) and len(_rows(first_db, query)) == 1 + 12
 
 
+def test_several_seeds_end_in_a_table_of_means_that_fits_the_terminal(
+        world: dict[str, str], kdreg_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two seeds: one row per configuration with mean ± std and n = 2, every line within 80 columns."""
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich's switch: stdout counts as a terminal
+    monkeypatch.setenv("COLUMNS", "80")
+    result = _invoke("run", "--teacher", world["teacher"], "--student", "layers:k=1", "--benchmark",
+                     world["benchmark"], "--stage", "none", "--seed", "0,1", "--config", world["grid"])
+    assert result.exit_code == 0, result.output
+    table = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout[result.stdout.index("grid 1 ("):])  # bold: best
+    assert max(len(line) for line in table.splitlines()) <= 80, table
+    rows = [line for line in table.splitlines() if re.match(r"(teacher|none)\s", line) and "±" in line]
+    assert len(rows) == 2 and all(re.search(r"\s2\s+\d+\.\d ± \d+\.\d", line) for line in rows), table
+    assert "*" not in rows[0]  # the teacher's row: the reference, never "best"
+
+
 def test_dry_run_writes_nothing(world: dict[str, str], kdreg_home: Path) -> None:
     result = _invoke("run", "--teacher", world["teacher"], "--student", "layers:k=1", "--benchmark",
                      world["benchmark"], "--corpus", world["corpus"], "--config", world["grid"], "--dry-run")
@@ -176,8 +193,11 @@ def test_an_interrupt_marks_the_run_interrupted_and_keeps_what_was_stored(
 
 
 def test_cache_command_shows_size_and_clears(world: dict[str, str], kdreg_home: Path) -> None:
-    assert _invoke("run", "--teacher", world["teacher"], "--student", "layers:k=1", "--benchmark",
-                   world["benchmark"], "--stage", "finetune", "--config", world["grid"]).exit_code == 0
+    ran = _invoke("run", "--teacher", world["teacher"], "--student", "layers:k=1", "--benchmark",
+                  world["benchmark"], "--stage", "finetune", "--config", world["grid"])
+    assert ran.exit_code == 0, ran.output
+    # the plan's head says which defaults filled the keys the options and the grid file left out
+    assert f"defaults: your study (--config {world['grid']}): loss kl, seed 0, every language" in ran.output
     # a plugin's own cache (the synthetic teacher keeps one) lives under the same folder
     from kdreg.paths import cache_dir
 
@@ -194,6 +214,11 @@ def test_cache_command_shows_size_and_clears(world: dict[str, str], kdreg_home: 
     info = json.loads(shown.output)
     assert info["bytes"] > 0
     assert sorted(m["model"].split("-")[0] for m in info["models"]) == ["models/teacher", "some"]
+    # what the fine-tuned teacher is, as the pipeline recorded it beside the weights
+    teacher = next(m for m in info["models"] if m["kind"] == "teacher")
+    assert {k: teacher["about"][k] for k in ("kind", "teacher", "benchmark", "seed")} == {
+        "kind": "teacher", "teacher": world["teacher"], "benchmark": world["benchmark"], "seed": 0}
+    assert teacher["description"] == f"teacher {world['teacher']} fine-tuned on {world['benchmark']}, seed 0"
     cleared = _invoke("cache", "clear", "--yes")
     assert cleared.exit_code == 0 and "freed" in cleared.output
     assert json.loads(_invoke("cache", "--json").output)["models"] == []
