@@ -3,12 +3,18 @@
 Tasks may run several at a time (``--executor local:workers=N``): each running task has
 its own bar, and lines that end a task name it when others are running beside it.
 Everything goes to stderr, so stdout keeps only the summary table.
+
+Without a terminal (a log file, a cluster job's output) there are no bars to redraw, and a
+long phase would say nothing for an hour: a line per phase is printed instead every
+``KDREG_PROGRESS_SECONDS`` (default 30) — phase, step of total, loss, steps per second and
+the time it still needs.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import Any
 
 from rich.markup import escape
@@ -16,6 +22,21 @@ from rich.markup import escape
 from kdreg.cli.output import err_console
 
 COLOURS = {"succeeded": "green", "failed": "red"}
+PROGRESS_ENV = "KDREG_PROGRESS_SECONDS"
+
+
+def progress_seconds() -> float:
+    """How often a phase's progress line is printed without a terminal."""
+    raw = os.environ.get(PROGRESS_ENV, "").strip()
+    try:
+        value = float(raw) if raw else 30.0
+    except ValueError:
+        value = float("nan")
+    if not value > 0:  # also nan
+        from kdreg.errors import ConfigError
+
+        raise ConfigError(f"{PROGRESS_ENV}={raw[:20]!r} must be a number of seconds above 0.")
+    return value
 
 
 class RichReporter:
@@ -40,6 +61,10 @@ class RichReporter:
         self.bars: dict[str, tuple[Any, str]] = {}
         """Task key → (its progress bar, the phase it shows)."""
         self.running: set[str] = set()
+        self.lines = not err_console.is_terminal
+        self.every = progress_seconds()
+        self.phases: dict[tuple[str, str], tuple[float, float]] = {}
+        """(task key, phase) → (when the phase started, when its last line was printed)."""
 
     def __enter__(self) -> RichReporter:
         self.progress.start()
@@ -59,6 +84,9 @@ class RichReporter:
         err_console.print(f"[bold]\\[{index}/{total}][/] {escape(task.label)}{place}")
 
     def step(self, task: Any, phase: str, step: int, total: int, loss: float) -> None:
+        if self.lines:
+            self._line(task, phase, step, total, loss)
+            return
         bar, shown = self.bars.get(task.key, (None, ""))
         if bar is None or phase != shown or step == 1:
             if bar is not None:
@@ -66,6 +94,20 @@ class RichReporter:
             bar = self.progress.add_task(phase, total=total)
             self.bars[task.key] = (bar, phase)
         self.progress.update(bar, completed=step, description=f"{phase} loss {loss:.3f}")
+
+    def _line(self, task: Any, phase: str, step: int, total: int, loss: float) -> None:
+        """A progress line when the phase has been quiet for ``every`` seconds (and at its end)."""
+        now = time.monotonic()
+        started, printed = self.phases.setdefault((task.key, phase), (now, now))
+        if step < total and now - printed < self.every:
+            return
+        self.phases[task.key, phase] = (started, now)
+        rate = step / (now - started) if now > started else 0.0
+        left = f", {(total - step) / rate:.0f}s to go" if rate > 0 and step < total else ""
+        name = f" · {task.label}" if len(self.running) > 1 else ""
+        err_console.print(f"  {phase} step {step}/{total} · loss {loss:.4f} · {rate:.1f} steps/s{left}{name}",
+                          markup=False, highlight=False)
+        sys.stderr.flush()
 
     def task_finished(self, task: Any, outcome: Any) -> None:
         bar, _ = self.bars.pop(task.key, (None, ""))

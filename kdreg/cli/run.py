@@ -77,6 +77,7 @@ def run(
     below; without either, the default study is the base and options given replace its
     values (kdreg run --seed 0,1,2 is the default study with three seeds).
     """
+    from kdreg.cli.progress import progress_seconds
     from kdreg.execution.plan import plan_grid, preflight
     from kdreg.grid import expand_grid
     from kdreg.pipeline.training import check_device_name, require_device
@@ -86,7 +87,8 @@ def run(
     from kdreg.threads import prepare_threads, requested_threads
 
     check_device_name(device)  # before a dry run too
-    stale_seconds()  # a bad KDREG_STALE_SECONDS is refused before anything runs
+    stale_seconds()  # a bad KDREG_STALE_SECONDS (or KDREG_PROGRESS_SECONDS) is refused before anything runs
+    progress_seconds()
     chosen_threads = requested_threads(threads)
     prepare_threads(chosen_threads)
     check_format(fmt, ("table", "json"))

@@ -172,8 +172,11 @@ def fetch_all(source: Any, statements: Sequence[Any]) -> list[list[Any]]:
     from kdreg.store.reading import read_connection
 
     def fetch(stmt: Any) -> list[Any]:
+        # No statement cache in the threads: building cache keys concurrently crashed (a segfault
+        # in SQLAlchemy 2.1's compiled cache-key code, seen under load); compiling a report's few
+        # statements afresh costs milliseconds.
         with read_connection(source) as connection:
-            return list(connection.execute(stmt).mappings())
+            return list(connection.execution_options(compiled_cache=None).execute(stmt).mappings())
 
     with ThreadPoolExecutor(max_workers=min(2, len(statements))) as pool:
         return list(pool.map(fetch, statements))

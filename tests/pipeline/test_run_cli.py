@@ -131,7 +131,7 @@ def test_several_seeds_end_in_a_table_of_means_that_fits_the_terminal(
     monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich's switch: stdout counts as a terminal
     monkeypatch.setenv("COLUMNS", "80")
     result = _invoke("run", "--teacher", world["teacher"], "--student", "layers:k=1", "--benchmark",
-                     world["benchmark"], "--stage", "none", "--seed", "0,1", "--config", world["grid"])
+                     world["benchmark"], "--stage", "teacher,none", "--seed", "0,1", "--config", world["grid"])
     assert result.exit_code == 0, result.output
     table = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout[result.stdout.index("grid 1 ("):])  # bold: best
     assert max(len(line) for line in table.splitlines()) <= 80, table
@@ -225,3 +225,22 @@ def test_cache_command_shows_size_and_clears(world: dict[str, str], kdreg_home: 
     assert (cache_dir() / "notes.txt").read_text() == "mine"
     assert (cache_dir() / "some-plugin" / "half-written").is_dir()
     assert not (cache_dir() / "models").exists()
+
+
+def test_a_run_without_a_terminal_prints_progress_lines(world: dict[str, str], kdreg_home: Path,
+                                                        tmp_path: Path) -> None:
+    grid = tmp_path / "longer.toml"
+    grid.write_text(GRID.replace("[finetune]\nmax_steps = 6", "[finetune]\nmax_steps = 300"))
+    done = subprocess.run(
+        [sys.executable, "-m", "kdreg", "run", "--teacher", world["teacher"], "--student", "layers:k=1",
+         "--benchmark", world["benchmark"], "--stage", "none", "--config", str(grid)],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "KDREG_PROGRESS_SECONDS": "0.2", "OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [line.strip() for line in done.stderr.splitlines() if line.strip().startswith("finetune step ")]
+    assert len(lines) >= 2 and lines[-1].startswith("finetune step 300/300 · loss ")
+    assert all(" steps/s" in line for line in lines) and any("s to go" in line for line in lines[:-1])
+    bad = subprocess.run([sys.executable, "-m", "kdreg", "run", "--dry-run"], capture_output=True, text=True,
+                         env={**os.environ, "KDREG_PROGRESS_SECONDS": "often"}, timeout=120)
+    assert bad.returncode == 1 and "KDREG_PROGRESS_SECONDS='often'" in bad.stderr
