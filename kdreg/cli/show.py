@@ -71,9 +71,17 @@ def _print_record(record: dict[str, Any]) -> None:
         console.print(record["traceback"].rstrip(), markup=False, highlight=False)
     console.print("[bold]config[/]")
     console.print(json.dumps(record["config"], indent=2, sort_keys=True, default=str), markup=False)
-    if record["environment"]:
+    environment = dict(record["environment"] or {})
+    loads = environment.pop("loads", None)
+    if loads:
+        from kdreg.pipeline.loads import describe
+
+        console.print("[bold]weights loaded[/] (transformers' loading report)")
+        for entry in loads:
+            console.print(f"  {describe(entry)}", markup=False, highlight=False)
+    if environment:
         console.print("[bold]environment[/]")
-        console.print(json.dumps(record["environment"], indent=2, sort_keys=True, default=str), markup=False)
+        console.print(json.dumps(environment, indent=2, sort_keys=True, default=str), markup=False)
 
 
 def _escape(text: str) -> str:

@@ -135,11 +135,49 @@ def preflight(jobs: Sequence[Job], plugins: PluginSet, *, gather: bool = False
                 corpora.add((corpus.spec, hp.max_steps, hp.epochs))
                 attempt("corpus", corpus.spec,
                         lambda c=corpus, hp=hp: pretrain_steps(hp, plugins.instance(c), c.spec))
+    refuse_meaningless_pairings(jobs, plugins, {spec for _, spec in problems})
     if len(problems) == 1 and not gather:
         raise next(iter(problems.values()))  # one problem: the plugin's own error, as it was
     if problems and not gather:
         raise UnavailableError(describe_unavailable(problems), problems)
     return problems
+
+
+def refuse_meaningless_pairings(jobs: Sequence[Job], plugins: PluginSet, unavailable: set[str]) -> None:
+    """KD during pretraining from an untrained masked-LM head, or across vocabularies: refused now.
+
+    Each teacher is previewed once and each teacher × student pair compared once; plugins
+    that could not be had (``unavailable`` specs) are not asked again.
+    """
+    from kdreg.plugins.compatibility import (
+        new_head_allowed,
+        reads_teacher_mlm,
+        refuse_other_vocabulary,
+        refuse_untrained_mlm_head,
+    )
+    from kdreg.plugins.spec import Head
+
+    previews: dict[str, object] = {}
+    losses: dict[str, object] = {}
+    pairs: set[tuple[str, str]] = set()
+    for job in jobs:
+        if job.stage not in USES_PRETRAIN or job.loss is None or job.student is None:
+            continue
+        loss = losses.get(job.loss.spec) or losses.setdefault(job.loss.spec, job.loss.create())
+        teacher_spec, student_spec = job.teacher.spec, job.student.spec
+        if not getattr(loss, "uses_teacher", True) or teacher_spec in unavailable:
+            continue
+        teacher = plugins.instance(job.teacher)
+        if reads_teacher_mlm(loss) and not new_head_allowed(teacher):
+            if teacher_spec not in previews:
+                preview = getattr(teacher, "preview_load", None)
+                previews[teacher_spec] = preview(Head("mlm")) if callable(preview) else None
+            refuse_untrained_mlm_head(previews[teacher_spec], teacher=teacher_spec,  # type: ignore[arg-type]
+                                      loss=job.loss.spec)
+        if student_spec not in unavailable and (teacher_spec, student_spec) not in pairs:
+            pairs.add((teacher_spec, student_spec))
+            refuse_other_vocabulary(teacher, plugins.instance(job.student), teacher_spec=teacher_spec,
+                                    student_spec=student_spec)
 
 
 def describe_unavailable(problems: Mapping[tuple[str, str], KdregError]) -> str:

@@ -78,10 +78,11 @@ class StoreRecorder:
         if task.kind == RUN and task.run_id is not None:
             if outcome.status == "succeeded":
                 self.store.complete_run(task.run_id, outcome.results,
-                                        {p: (c.steps, c.losses) for p, c in outcome.curves.items()})
+                                        {p: (c.steps, c.losses) for p, c in outcome.curves.items()},
+                                        environment=outcome.environment)
             else:
                 self.store.finish_run(task.run_id, outcome.status, error=outcome.error,
-                                      traceback=outcome.traceback, kept=kept)
+                                      traceback=outcome.traceback, kept=kept, environment=outcome.environment)
         self.store.task_finished(self.grid_id, task.key, outcome.status, outcome.error)
 
     def artifact_failure(self, key: str) -> str | None:

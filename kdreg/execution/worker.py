@@ -263,6 +263,7 @@ def _execute(task: Task, context: TaskContext, recorder: Recorder) -> TaskOutcom
     try:
         with _Heartbeat(recorder, task):
             pipeline = _state.pipeline(context.device)
+            pipeline.loads.take()  # this task's loads only
             outcome.device = pipeline.device.describe()
             job = task.job.rebuild(pipeline.plugins)
             if task.kind == RUN:
@@ -281,7 +282,10 @@ def _execute(task: Task, context: TaskContext, recorder: Recorder) -> TaskOutcom
                 missing = _missing_dependencies(job, recorder)
                 if missing:
                     raise DependencyFailedError(missing)
-                outcome.results, outcome.curves = pipeline.run(job)
+                try:
+                    outcome.results, outcome.curves = pipeline.run(job)
+                finally:  # what was loaded, and what transformers reported, stays with the run
+                    outcome.environment = {**(outcome.environment or {}), "loads": pipeline.loads.take()}
             else:
                 pipeline.build(task.kind, job)
             outcome.busy_seconds = time.perf_counter() - begun

@@ -18,14 +18,22 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kdreg.errors import DataError, IncompatiblePluginsError
+from kdreg.errors import DataError
 from kdreg.grid import Job
 from kdreg.pipeline import model_cache
+from kdreg.pipeline.loads import ABOUT_KEY, LoadLog
 from kdreg.pipeline.phases import Trainer, geometry
 from kdreg.pipeline.shared_teacher import SharedTeacher
 from kdreg.pipeline.training import Curve, seed_everything
 from kdreg.plugins.resolve import PluginSet
-from kdreg.plugins.spec import Head, LoadedModel
+from kdreg.plugins.compatibility import (
+    new_head_allowed,
+    other_vocabulary_error,
+    reads_teacher_mlm,
+    refuse_untrained_mlm_head,
+    same_vocabulary,
+)
+from kdreg.plugins.spec import Head, LoadedModel, LoadReport
 from kdreg.records import CurveRecord
 
 FINE_TUNED_TEACHER = "teacher"
@@ -35,7 +43,12 @@ CURVE_FILE = "curve.json"
 
 
 def load_cached(path: Path, head: Head, *, fine_tuned: bool = False) -> LoadedModel:
-    """A cached model folder loaded with the requested head (``fine_tuned``: a trained one, checked)."""
+    """A cached model folder loaded with the requested head (``fine_tuned``: a trained classifier, checked).
+
+    kdreg saved these weights itself, so a head the folder lacks (the masked-LM head of a
+    student distilled in pretraining, the classifier of a fine-tuned teacher) means a
+    damaged cache, not a new head to train.
+    """
     from transformers import (
         AutoConfig,
         AutoModelForMaskedLM,
@@ -45,7 +58,7 @@ def load_cached(path: Path, head: Head, *, fine_tuned: bool = False) -> LoadedMo
 
     tokenizer = AutoTokenizer.from_pretrained(path)
     if head.kind == "mlm":
-        model = AutoModelForMaskedLM.from_pretrained(path)
+        model, info = AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True)
     else:
         saved = AutoConfig.from_pretrained(path)
         if fine_tuned and saved.num_labels != head.num_labels:
@@ -54,8 +67,15 @@ def load_cached(path: Path, head: Head, *, fine_tuned: bool = False) -> LoadedMo
                 f"benchmark now has {head.num_labels}: its data changed since it was trained. Clear it "
                 f"(`kdreg cache clear`) and re-run with --force."
             )
-        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=head.num_labels)
-    return LoadedModel(model=model, tokenizer=tokenizer)
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=head.num_labels, output_loading_info=True)
+    report = LoadReport.from_loading_info(model, info)
+    if (head.kind == "mlm" or fine_tuned) and report.new_head:
+        raise DataError(
+            f"The cached model {path.name} lacks its trained {head.kind} head ({report.describe()}); the "
+            f"cache is damaged: clear it (`kdreg cache clear {path.name}`) and run again."
+        )
+    return LoadedModel(model=model, tokenizer=tokenizer, load_report=report)
 
 
 def cached_curve(kind: str, key: str) -> CurveRecord | None:
@@ -86,10 +106,11 @@ def describe(kind: str, job: Job) -> dict[str, Any]:
 class ArtifactBuilder:
     """Builds the artifacts of one process's tasks (each at most once: a cached one is left as it is)."""
 
-    def __init__(self, trainer: Trainer, plugins: PluginSet, log: model_cache.Log) -> None:
+    def __init__(self, trainer: Trainer, plugins: PluginSet, log: model_cache.Log, loads: LoadLog) -> None:
         self.trainer = trainer
         self.plugins = plugins
         self.log = log
+        self.loads = loads
 
     def fine_tuned_teacher(self, job: Job) -> bool:
         """Fine-tune ``job``'s teacher on its benchmark's source language; False when it was cached."""
@@ -99,17 +120,20 @@ class ArtifactBuilder:
             self.log(f"fine-tuning teacher {job.teacher.spec} on {job.benchmark.spec}")
             head = Head("classification", len(benchmark.labels()))
             seed_everything(job.seed)
+            first = len(self.loads.entries)
             loaded = self.plugins.instance(job.teacher).load(head)
+            self.loads.add("teacher", job.teacher.spec, head.kind, loaded)
             curve = self.trainer.finetune(job, benchmark, loaded, job.hparams.teacher_finetune,
                                           self.plugins.hard_label_loss().create(), "teacher_finetune")
-            _save(folder, loaded, curve, describe(FINE_TUNED_TEACHER, job))
+            _save(folder, loaded, curve, {**describe(FINE_TUNED_TEACHER, job),
+                                          ABOUT_KEY: self.loads.entries[first:]})
 
         _, made = model_cache.get_or_create(FINE_TUNED_TEACHER, job.teacher_key, create)
         return made
 
     def pretrained_student(self, job: Job) -> bool:
         """Distil ``job``'s student from the pre-trained teacher on its corpus; False when it was cached."""
-        from kdreg.pipeline.teacher_side import live_side, same_vocabulary
+        from kdreg.pipeline.teacher_side import live_side
 
         student_plugin, loss_plugin, corpus_plugin = job.student, job.loss, job.corpus
         if student_plugin is None or loss_plugin is None or corpus_plugin is None or job.pretrain_key is None:
@@ -119,25 +143,27 @@ class ArtifactBuilder:
             self.log(f"distilling {student_plugin.spec} from {job.teacher.spec} on {corpus_plugin.spec}")
             teacher_plugin = SharedTeacher(self.plugins.instance(job.teacher))
             loss = loss_plugin.create()
+            first = len(self.loads.entries)
             seed_everything(job.seed)
             student = self.plugins.instance(student_plugin).build(teacher_plugin, Head("mlm"))
+            self.loads.add("student", student_plugin.spec, "mlm", student)
             teacher = None
             if loss.uses_teacher:
                 if not same_vocabulary(teacher_plugin.tokenizer(), student.tokenizer):
-                    raise IncompatiblePluginsError(
-                        "KD during pretraining compares masked-LM outputs token by token, which needs "
-                        f"teacher and student to share a tokenizer, but {student_plugin.spec} and "
-                        f"{job.teacher.spec} do not; use a student derived from the teacher (layers:k=N or "
-                        "small), or this student with --stage finetune or none."
-                    )
+                    raise other_vocabulary_error(job.teacher.spec, student_plugin.spec)
                 teacher = teacher_plugin.distil_from(Head("mlm"), student.model)
+                self.loads.add("teacher", job.teacher.spec, "mlm", teacher)
+                if reads_teacher_mlm(loss) and not new_head_allowed(teacher_plugin):
+                    refuse_untrained_mlm_head(teacher.load_report, teacher=job.teacher.spec,
+                                              loss=loss_plugin.spec)
             seed_everything(job.seed)
             extra = loss.prepare(geometry(teacher.model) if teacher else None, geometry(student.model),
                                  "pretrain")
             side = live_side(teacher.model, loss, self.trainer.device) if teacher is not None else None
             corpus = self.plugins.instance(corpus_plugin)
             curve = self.trainer.pretrain(job, corpus, student, loss, side, extra)
-            _save(folder, student, curve, describe(PRETRAINED_STUDENT, job))
+            _save(folder, student, curve, {**describe(PRETRAINED_STUDENT, job),
+                                           ABOUT_KEY: self.loads.entries[first:]})
 
         _, made = model_cache.get_or_create(PRETRAINED_STUDENT, job.pretrain_key, create)
         return made

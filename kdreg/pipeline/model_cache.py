@@ -203,7 +203,8 @@ def _kind(folder: Path) -> str:
     return folder.parent.name
 
 
-def _about(folder: Path) -> dict[str, Any]:
+def read_about(folder: Path) -> dict[str, Any]:
+    """What the model in ``folder`` is (its ``kdreg-model.json``); {} when it does not say."""
     for name in (ABOUT, COMPLETE + ".json"):  # a plugin's own models describe themselves in their marker
         try:
             data = json.loads((folder / name).read_text())
@@ -221,7 +222,7 @@ def _last_used(folder: Path) -> datetime:
 
 def list_models() -> list[CachedModel]:
     """Every cached model with its kind, size, last use and description, most recently used first."""
-    found = [CachedModel(p, _kind(p), folder_size(p), _last_used(p), _about(p)) for p in cached_models()]
+    found = [CachedModel(p, _kind(p), folder_size(p), _last_used(p), read_about(p)) for p in cached_models()]
     return sorted(found, key=lambda m: m.last_used, reverse=True)
 
 

@@ -33,6 +33,7 @@ from kdreg.pipeline.artifacts import (
     load_cached,
 )
 from kdreg.pipeline.evaluate import EvaluationSets, evaluate
+from kdreg.pipeline.loads import LoadLog
 from kdreg.pipeline.phases import StepHook, Trainer
 from kdreg.pipeline.teacher_side import FineTunedTeacher
 from kdreg.pipeline.training import Device, seed_everything
@@ -51,9 +52,10 @@ class StagePipeline:
         self.device = device
         self.plugins = plugins
         self.trainer = Trainer(device, on_step)
-        self.teacher = FineTunedTeacher(device)
+        self.loads = LoadLog()
+        self.teacher = FineTunedTeacher(device, self.loads)
         self.evaluation_sets = EvaluationSets()
-        self.artifacts = ArtifactBuilder(self.trainer, plugins, log)
+        self.artifacts = ArtifactBuilder(self.trainer, plugins, log, self.loads)
 
     def build(self, kind: str, job: Job) -> bool:
         """Build the artifact of ``kind`` that ``job`` needs; False when it was in the cache already."""
@@ -72,6 +74,8 @@ class StagePipeline:
             if saved is not None:
                 curves["teacher_finetune"] = saved
             loaded = self.teacher.model(job.teacher_key, head)
+            self.loads.add_artifact(model_cache.require(FINE_TUNED_TEACHER, job.teacher_key),
+                                    "fine-tuned teacher")
             max_length = job.hparams.teacher_finetune.max_length
         else:
             loaded = self._initial_student(job, head, curves)
@@ -100,11 +104,14 @@ class StagePipeline:
             if saved is not None:
                 curves["pretrain_kd"] = saved
             path = model_cache.require(PRETRAINED_STUDENT, job.pretrain_key)
+            self.loads.add_artifact(path, "student distilled in pretraining")
             seed_everything(job.seed)  # the classification head is new
             return load_cached(path, head)
         assert job.student is not None
         seed_everything(job.seed)
-        return self.plugins.instance(job.student).build(self.plugins.instance(job.teacher), head)
+        loaded = self.plugins.instance(job.student).build(self.plugins.instance(job.teacher), head)
+        self.loads.add("student", job.student.spec, head.kind, loaded)
+        return loaded
 
     @staticmethod
     def _extra_scores(benchmark: Any, loaded: LoadedModel) -> list[ResultRecord]:

@@ -21,14 +21,11 @@ from kdreg.grid import Job
 from kdreg.pipeline import model_cache
 from kdreg.pipeline.artifacts import load_cached
 from kdreg.pipeline.evaluate import logits_for
+from kdreg.pipeline.loads import LoadLog
 from kdreg.pipeline.phases import geometry
 from kdreg.pipeline.training import Device, TeacherSide, forward, use_eager_attention
+from kdreg.plugins.compatibility import same_vocabulary
 from kdreg.plugins.spec import Example, Head, LoadedModel, ModelGeometry, ModelOutputs
-
-
-def same_vocabulary(a: Any, b: Any) -> bool:
-    """Whether two tokenizers map text to the same ids."""
-    return a is b or (len(a) == len(b) and a.get_vocab() == b.get_vocab())
 
 
 def live_side(model: Any, loss: Any, device: Device) -> TeacherSide:
@@ -51,8 +48,9 @@ def live_side(model: Any, loss: Any, device: Device) -> TeacherSide:
 class FineTunedTeacher:
     """The fine-tuned teachers of one process's tasks: the model last used and logits per training set."""
 
-    def __init__(self, device: Device) -> None:
+    def __init__(self, device: Device, loads: LoadLog) -> None:
         self.device = device
+        self.loads = loads
         self._held: tuple[str, LoadedModel] | None = None
         self._logits: dict[tuple[str, int], Any] = {}
 
@@ -73,6 +71,7 @@ class FineTunedTeacher:
         from transformers import AutoConfig
 
         path = model_cache.require("teacher", job.teacher_key)
+        self.loads.add_artifact(path, "fine-tuned teacher")
         head = Head("classification", len(benchmark.labels()))
         teacher_geometry = geometry(AutoConfig.from_pretrained(path))
         if not set(loss.needs) <= {"logits"}:

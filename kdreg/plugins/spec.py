@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
+from kdreg.plugins.load_report import LoadReport
+
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -66,6 +68,8 @@ class LoadedModel:
 
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
+    load_report: LoadReport | None = None
+    """What loading the weights reported (missing, unused, re-shaped weights); None: built, not loaded."""
 
 
 @dataclass(frozen=True)
@@ -173,15 +177,37 @@ class Plugin:
 
 # --------------------------------------------------------------------- kinds
 class Teacher(Plugin):
-    """A pre-trained model to distil from (``kdreg.teachers``)."""
+    """A pre-trained model to distil from (``kdreg.teachers``).
+
+    Optional members kdreg uses when a teacher has them: ``load_tokenizer()`` and
+    ``load_config()`` (read no weights: a ``small`` student and the vocabulary check use
+    them), and ``preview_load(head)``.
+    """
 
     def load(self, head: Head) -> LoadedModel:
-        """Load the pre-trained weights with the requested head (a new head is randomly initialised)."""
+        """Load the pre-trained weights with the requested head (a new head is randomly initialised).
+
+        Set ``LoadedModel.load_report`` (``LoadReport.from_loading_info``) when loading with
+        transformers: kdreg keeps it with the run and refuses KD from a head that was never trained.
+        """
         raise NotImplementedError
+
+    def preview_load(self, head: Head) -> LoadReport | None:
+        """What ``load(head)`` would report, told cheaply without loading weights; None when unknown.
+
+        The preflight uses it to refuse, before anything trains, KD from a masked-LM head the
+        checkpoint lacks.
+        """
+        return None
 
 
 class Student(Plugin):
-    """The model being trained (``kdreg.students``); it may be derived from the teacher."""
+    """The model being trained (``kdreg.students``); it may be derived from the teacher.
+
+    A student with a tokenizer of its own may offer ``load_tokenizer()`` (reading no
+    weights): the preflight then refuses KD during pretraining from a teacher with another
+    vocabulary before any teacher is trained.
+    """
 
     def build(self, teacher: Teacher, head: Head) -> LoadedModel:
         """Build the student's initial weights and tokenizer for this teacher and head."""

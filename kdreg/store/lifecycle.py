@@ -120,15 +120,20 @@ class RunLifecycle:
                 s.execute(update(Task).where(Task.grid_id == task[0], Task.key == task[1])
                           .values(heartbeat_at=now))
 
-    def complete_run(self, run_id: int, results: Iterable[ResultRecord], curves: Curves) -> None:
+    def complete_run(self, run_id: int, results: Iterable[ResultRecord], curves: Curves,
+                     environment: dict[str, Any] | None = None) -> None:
         """Store a run's results and curves and mark it succeeded, all in one transaction.
 
         Results and curves of an earlier attempt are replaced only here, together with the
         status, so the store never shows a succeeded run with half its numbers.
+        ``environment``, when given, replaces the one recorded at the start (it now says
+        what the run loaded).
         """
         rows = list(results)
         self._check(rows, curves)
         with self.session() as s:
+            if environment is not None:
+                self._get(s, run_id).environment = environment
             self._complete(s, run_id, rows, curves)
 
     @staticmethod
@@ -149,15 +154,18 @@ class RunLifecycle:
 
     def finish_run(
         self, run_id: int, status: str, *, error: str | None = None, traceback: str | None = None,
-        kept: KeptRun | None = None,
+        kept: KeptRun | None = None, environment: dict[str, Any] | None = None,
     ) -> None:
         """Close a run as succeeded, failed or interrupted.
 
         With ``kept`` (a re-run of a run that had succeeded, from :meth:`start_run`), a
         failed or interrupted attempt puts the earlier record back: the run stays succeeded
-        with its results, and the error says the re-run was discarded.
+        with its results, and the error says the re-run was discarded. ``environment``, when
+        given, replaces the one recorded at the start (unless the earlier record is put back).
         """
         with self.session() as s:
+            if environment is not None:
+                self._get(s, run_id).environment = environment
             self._finish(s, run_id, status, error, traceback, kept)
 
     def _finish(self, s: Session, run_id: int, status: str, error: str | None, traceback: str | None,

@@ -27,14 +27,18 @@ def save_tiny_bert(
     max_positions: int = 128,
     seed: int = 0,
     vocab_file: str | Path | None = None,
+    mlm_head: bool = True,
+    safetensors: bool = True,
 ) -> Path:
     """Save a randomly initialised BertForMaskedLM and its tokenizer to ``path``; return ``path``.
 
     ``vocab_file`` uses an existing WordPiece vocabulary (e.g. the multilingual BERT one
-    in ``../shared/data/mbert-vocab``) instead of ``words``.
+    in ``../shared/data/mbert-vocab``) instead of ``words``. ``mlm_head=False`` saves the
+    bare encoder with its pooler (``BertModel``), as sentence-transformers checkpoints
+    are: no masked-LM head. ``safetensors=False`` writes a pickled ``pytorch_model.bin``.
     """
     import torch
-    from transformers import BertConfig, BertForMaskedLM, BertTokenizer
+    from transformers import BertConfig, BertForMaskedLM, BertModel, BertTokenizer
 
     target = Path(path)
     target.mkdir(parents=True, exist_ok=True)
@@ -54,6 +58,10 @@ def save_tiny_bert(
         intermediate_size=intermediate,
         max_position_embeddings=max_positions,
     )
-    BertForMaskedLM(config).save_pretrained(target)
+    model = BertForMaskedLM(config) if mlm_head else BertModel(config)
+    model.save_pretrained(target)
+    if not safetensors:  # transformers 5 only writes safetensors; older checkpoints are pickles
+        torch.save(model.state_dict(), target / "pytorch_model.bin")
+        (target / "model.safetensors").unlink()
     tokenizer.save_pretrained(target)
     return target

@@ -14,9 +14,10 @@ Choices made here, once for all model plugins:
   ``pytorch_model.bin`` only when a repository has nothing else (``use_safetensors=None``);
   a local folder that has safetensors weights is loaded with ``use_safetensors=True``;
 * ``trust_remote_code`` stays off unless the plugin's parameter asks for it;
-* transformers' load report ("newly initialized weights...") and progress bars are
-  silenced while loading: a fresh classification head is expected, and the CLI draws
-  its own progress.
+* transformers' loading report (missing, unused and re-shaped weights) is not printed
+  but returned with the model (:class:`~kdreg.plugins.load_report.LoadReport`): kdreg
+  stores it with the run and refuses KD from a head the checkpoint lacks; progress bars
+  are silenced, the CLI draws its own progress.
 
 Before the first request to the Hub, :func:`kdreg.hub.hub_online` asks it once, in
 seconds: when it does not answer, the process works from the local cache in offline
@@ -40,7 +41,7 @@ from typing import Any, Literal
 
 from kdreg.errors import ModelUnavailableError
 from kdreg.hub import hub_online, offline_requested
-from kdreg.plugins.spec import Head, LoadedModel
+from kdreg.plugins.spec import Head, LoadedModel, LoadReport
 
 Role = Literal["teacher", "student"]
 
@@ -266,30 +267,34 @@ def load_config(source: ModelSource) -> Any:
         return AutoConfig.from_pretrained(where, **kwargs)
 
 
-def load_model(source: ModelSource, head: Head) -> Any:
-    """The pre-trained weights under the requested head (a new classification head is random)."""
+def load_model(source: ModelSource, head: Head) -> tuple[Any, LoadReport]:
+    """The pre-trained weights under the requested head, and transformers' loading report."""
     import torch
     from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification
 
     where, kwargs = _from_kwargs(source)
     local = source.local_path
     has_safetensors = local is not None and any(local.glob("*.safetensors"))
-    kwargs.update(dtype=torch.float32, use_safetensors=True if has_safetensors else None)
+    kwargs.update(dtype=torch.float32, use_safetensors=True if has_safetensors else None,
+                  output_loading_info=True)
     with translated_errors(source), quiet_transformers():
         if head.kind == "mlm":
-            return AutoModelForMaskedLM.from_pretrained(where, **kwargs)
-        if head.num_labels < 1:
-            raise ValueError(f"a classification head needs num_labels >= 1, got {head.num_labels}")
-        # A checkpoint fine-tuned for another label set gets a fresh head of the right size.
-        return AutoModelForSequenceClassification.from_pretrained(
-            where, num_labels=head.num_labels, ignore_mismatched_sizes=True, **kwargs
-        )
+            model, info = AutoModelForMaskedLM.from_pretrained(where, **kwargs)
+        else:
+            if head.num_labels < 1:
+                raise ValueError(f"a classification head needs num_labels >= 1, got {head.num_labels}")
+            # A checkpoint fine-tuned for another label set gets a fresh head of the right size.
+            model, info = AutoModelForSequenceClassification.from_pretrained(
+                where, num_labels=head.num_labels, ignore_mismatched_sizes=True, **kwargs
+            )
+    return model, LoadReport.from_loading_info(model, info)
 
 
 def load_pretrained(source: ModelSource, head: Head) -> LoadedModel:
-    """Tokenizer first (small, fails fast), then the model with the requested head."""
+    """Tokenizer first (small, fails fast), then the model with the requested head and its report."""
     tokenizer = load_tokenizer(source)
-    return LoadedModel(model=load_model(source, head), tokenizer=tokenizer)
+    model, report = load_model(source, head)
+    return LoadedModel(model=model, tokenizer=tokenizer, load_report=report)
 
 
 def model_from_config(config: Any, head: Head, *, trust_remote_code: bool = False) -> Any:

@@ -28,7 +28,13 @@ from typing import Any, ClassVar
 
 from kdreg.errors import IncompatiblePluginsError, ParameterError
 from kdreg.plugins.spec import Head, LoadedModel, Student, Teacher
-from kdreg_plugins.models.loading import ModelSource, check_available, load_pretrained, model_from_config
+from kdreg_plugins.models.loading import (
+    ModelSource,
+    check_available,
+    load_pretrained,
+    load_tokenizer,
+    model_from_config,
+)
 from kdreg_plugins.models.teachers import HFParams, PresetParams
 
 MAX_LAYERS = 1024
@@ -63,6 +69,10 @@ class HFStudent(Student):
 
     def build(self, teacher: Teacher, head: Head) -> LoadedModel:
         return load_pretrained(self.source(), head)
+
+    def load_tokenizer(self) -> Any:
+        """The student's own tokenizer (no weights read): the preflight compares it with the teacher's."""
+        return load_tokenizer(self.source())
 
 
 class DistilMBert(HFStudent):
@@ -173,7 +183,8 @@ class LayersStudent(Student):
         # strict: every student weight must come from the teacher, or the architecture is not what we think.
         student.load_state_dict(_kept_state(source.state_dict(), prefix, kept), strict=True)
         student.train(source.training)
-        return LoadedModel(model=student, tokenizer=loaded.tokenizer)
+        # The teacher's loading report describes where these weights came from (a head it lacked, say).
+        return LoadedModel(model=student, tokenizer=loaded.tokenizer, load_report=loaded.load_report)
 
 
 # ------------------------------------------------------------------- small

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from kdreg.errors import ParameterError
-from kdreg.plugins.spec import Head, LoadedModel, Teacher
+from kdreg.plugins.spec import Head, LoadedModel, LoadReport, Teacher
 from kdreg_plugins.models.loading import (
     ModelSource,
     check_available,
@@ -68,6 +68,14 @@ class HFParams:
 
 
 @dataclass(frozen=True)
+class HFTeacherParams(HFParams):
+    """A teacher by hub id or local folder; KD from a head its checkpoint lacks only when asked for."""
+
+    allow_new_head: bool = field(default=False, metadata={
+        "help": "distil in pretraining even when the checkpoint has no masked-LM head (it would be random)"})
+
+
+@dataclass(frozen=True)
 class PresetParams:
     """A fixed hub model; only the revision may be chosen."""
 
@@ -78,7 +86,7 @@ class HFTeacher(Teacher):
     """Any Hugging Face encoder as teacher, by hub id or local folder (hf:path=/models/my-teacher)."""
 
     summary: ClassVar[str] = "Any Hugging Face encoder as teacher, by hub id or local folder (hf:path=...)."
-    Params: ClassVar[type] = HFParams
+    Params: ClassVar[type] = HFTeacherParams
     plugin_name: ClassVar[str] = "hf"
 
     def source(self) -> ModelSource:
@@ -97,6 +105,15 @@ class HFTeacher(Teacher):
 
     def load(self, head: Head) -> LoadedModel:
         return load_pretrained(self.source(), head)
+
+    def preview_load(self, head: Head) -> LoadReport | None:
+        """What loading would report, from the checkpoint's tensor names (safetensors on disk only)."""
+        from kdreg_plugins.models.preview import checkpoint_folder, checkpoint_keys, preview
+
+        source = self.source()
+        folder = checkpoint_folder(source.local_path, source.location, source.revision)
+        keys = checkpoint_keys(folder) if folder is not None else None
+        return None if keys is None else preview(self.load_config(), head, keys)
 
     def load_config(self) -> Any:
         """The model's configuration (no weights read)."""

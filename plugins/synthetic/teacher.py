@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kdreg.plugins.spec import Head, LoadedModel, Teacher
+from kdreg.plugins.spec import Head, LoadedModel, LoadReport, Teacher
 from kdreg_plugins.synthetic.corpus import CorpusParams
 from kdreg_plugins.synthetic.pretraining import MLMSettings
 from kdreg_plugins.synthetic.world import World, WorldConfig, world_config
@@ -141,13 +141,15 @@ class SyntheticTeacher(Teacher):
         folder = self.ensure_pretrained()
         from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
 
-        with quiet_transformers():  # the new classification head is expected, not news
+        with quiet_transformers():  # the report is kept with the run rather than printed
             tokenizer = AutoTokenizer.from_pretrained(folder)
             if head.kind == "mlm":
-                model = AutoModelForMaskedLM.from_pretrained(folder)
+                model, info = AutoModelForMaskedLM.from_pretrained(folder, output_loading_info=True)
             else:
-                model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=head.num_labels)
-        return LoadedModel(model=model, tokenizer=tokenizer)
+                model, info = AutoModelForSequenceClassification.from_pretrained(
+                    folder, num_labels=head.num_labels, output_loading_info=True)
+        report = LoadReport.from_loading_info(model, info)
+        return LoadedModel(model=model, tokenizer=tokenizer, load_report=report)
 
     def ensure_pretrained(self) -> Path:
         """The folder of the pretrained teacher, pretraining it first if no process has yet."""

@@ -1,0 +1,89 @@
+"""What loading a checkpoint would report, told from its weight names alone.
+
+The preflight must refuse KD from a masked-LM head a checkpoint lacks *before* anything
+trains, and loading BERT Large's 1.3 GB to find out would make every dry run slow. A
+safetensors file starts with a header naming every tensor, and a sharded checkpoint has
+an index listing them; the model the checkpoint would be loaded into can be built on
+torch's ``meta`` device (no memory, no initialisation). Comparing the two names the
+weights transformers would initialise randomly, the way its loader does: a checkpoint of
+the bare encoder (``embeddings.*``) fills the model's ``bert.embeddings.*``, and a tied
+weight (the decoder, tied to the word embeddings) is missing only when what it is tied to is.
+
+Only safetensors checkpoints that are on disk (a local folder, or the Hub cache) are
+previewed; otherwise the answer is None and the check happens when the run loads the
+teacher.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from kdreg.plugins.spec import Head, LoadReport
+
+INDEX = "model.safetensors.index.json"
+SINGLE = "model.safetensors"
+
+
+def checkpoint_folder(local: Path | None, location: str, revision: str | None) -> Path | None:
+    """The folder holding the checkpoint's safetensors files: the local folder, or its Hub cache snapshot."""
+    if local is not None:
+        return local if local.is_dir() else None
+    from huggingface_hub import try_to_load_from_cache
+
+    for name in (INDEX, SINGLE):
+        cached = try_to_load_from_cache(location, name, revision=revision)
+        if isinstance(cached, str):
+            return Path(cached).parent
+    return None
+
+
+def checkpoint_keys(folder: Path) -> set[str] | None:
+    """The tensor names of the checkpoint in ``folder`` (header or index only); None without safetensors."""
+    index = folder / INDEX
+    if index.is_file():
+        return set(json.loads(index.read_text(encoding="utf-8"))["weight_map"])
+    single = folder / SINGLE
+    if not single.is_file():
+        return None
+    from safetensors import safe_open
+
+    with safe_open(str(single), framework="pt") as handle:
+        return set(handle.keys())
+
+
+def _legacy(key: str) -> str:
+    """TF-era LayerNorm names (``gamma``/``beta``), which transformers renames while loading."""
+    if key.endswith(".gamma"):
+        return key[: -len("gamma")] + "weight"
+    if key.endswith(".beta"):
+        return key[: -len("beta")] + "bias"
+    return key
+
+
+def preview(config: Any, head: Head, keys: set[str]) -> LoadReport:
+    """The report of loading a checkpoint with tensors ``keys`` into ``config``'s model with ``head``."""
+    import torch
+    from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification
+
+    from kdreg_plugins.models.loading import quiet_transformers
+
+    with quiet_transformers(), torch.device("meta"):
+        if head.kind == "mlm":
+            model = AutoModelForMaskedLM.from_config(config)
+        else:
+            config = copy.deepcopy(config)
+            config.num_labels = head.num_labels
+            model = AutoModelForSequenceClassification.from_config(config)
+    expected = set(model.state_dict())
+    prefix = str(getattr(model, "base_model_prefix", "") or "")
+    found = set()
+    for key in map(_legacy, keys):
+        prefixed = f"{prefix}.{key}"
+        found.add(prefixed if prefix and key not in expected and prefixed in expected else key)
+    tied: dict[str, str] = dict(getattr(model, "all_tied_weights_keys", None) or {})
+    missing = {k for k in expected - found if not (k in tied and tied[k] in found)}
+    return LoadReport(missing=tuple(sorted(missing)), unexpected=tuple(sorted(found - expected)),
+                      encoder_prefix=prefix)
