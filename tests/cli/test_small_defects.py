@@ -104,3 +104,16 @@ def test_benchmarks_state_their_chance_level() -> None:
     assert chance_level("xnli", "macro_f1") is None
     assert chance_level("no-such-benchmark", "accuracy") is None  # a report never fails for it
     assert chance_level("files:path=/nowhere", "accuracy") is None  # does not say: never instantiated
+
+
+def test_json_output_is_strict_json_even_with_nan_and_infinity(capsys: pytest.CaptureFixture[str]) -> None:
+    from kdreg.cli.output import print_json
+
+    print_json({"std": float("nan"), "rows": [(1.5, float("inf")), {"loss": float("-inf")}], "n": 1})
+    text = capsys.readouterr().out
+
+    def refuse(token: str) -> None:
+        raise ValueError(f"non-standard JSON token {token}")
+
+    assert json.loads(text, parse_constant=refuse) == {"std": None, "rows": [[1.5, None], {"loss": None}],
+                                                       "n": 1}
