@@ -106,7 +106,11 @@ def preflight(jobs: Sequence[Job], plugins: PluginSet, *, gather: bool = False
     ((kind, specification) → error) so that a dry run can show the plan and mark them.
     """
     from kdreg.pipeline.phases import pretrain_steps
+    from kdreg.store.limits import check_lengths
+    from kdreg.store.schema import Run
 
+    for job in jobs:  # a spec longer than the store keeps is refused before the grid is recorded
+        check_lengths(Run, job.record.__dict__, "run")
     plugins.hard_label_loss().create()  # resolved like any plugin: an allow-list without kdreg fails here
     problems: dict[tuple[str, str], KdregError] = {}
 
@@ -135,7 +139,7 @@ def preflight(jobs: Sequence[Job], plugins: PluginSet, *, gather: bool = False
                 corpora.add((corpus.spec, hp.max_steps, hp.epochs))
                 attempt("corpus", corpus.spec,
                         lambda c=corpus, hp=hp: pretrain_steps(hp, plugins.instance(c), c.spec))
-    refuse_meaningless_pairings(jobs, plugins, {spec for _, spec in problems})
+    check_pairings(jobs, plugins, {spec for _, spec in problems})
     if len(problems) == 1 and not gather:
         raise next(iter(problems.values()))  # one problem: the plugin's own error, as it was
     if problems and not gather:
@@ -143,11 +147,15 @@ def preflight(jobs: Sequence[Job], plugins: PluginSet, *, gather: bool = False
     return problems
 
 
-def refuse_meaningless_pairings(jobs: Sequence[Job], plugins: PluginSet, unavailable: set[str]) -> None:
-    """KD during pretraining from an untrained masked-LM head, or across vocabularies: refused now.
+def check_pairings(jobs: Sequence[Job], plugins: PluginSet, unavailable: set[str]) -> None:
+    """Refuse now what would fail, or mean nothing, only once a run trains.
 
-    Each teacher is previewed once and each teacher × student pair compared once; plugins
-    that could not be had (``unavailable`` specs) are not asked again.
+    Each student is asked whether it can be built for its teacher (``check_teacher``:
+    ``layers:k`` beyond the teacher's depth); for KD during pretraining, a teacher whose
+    masked-LM head was never trained and a student with another vocabulary are refused
+    (:mod:`kdreg.plugins.compatibility`). Each teacher is previewed once and each teacher ×
+    student pair checked once; plugins that could not be had (``unavailable`` specs) are
+    not asked again.
     """
     from kdreg.plugins.compatibility import (
         new_head_allowed,
@@ -159,25 +167,31 @@ def refuse_meaningless_pairings(jobs: Sequence[Job], plugins: PluginSet, unavail
 
     previews: dict[str, object] = {}
     losses: dict[str, object] = {}
-    pairs: set[tuple[str, str]] = set()
+    pairs: set[tuple[str, str, bool]] = set()
     for job in jobs:
-        if job.stage not in USES_PRETRAIN or job.loss is None or job.student is None:
+        if job.student is None or job.teacher.spec in unavailable or job.student.spec in unavailable:
             continue
-        loss = losses.get(job.loss.spec) or losses.setdefault(job.loss.spec, job.loss.create())
         teacher_spec, student_spec = job.teacher.spec, job.student.spec
-        if not getattr(loss, "uses_teacher", True) or teacher_spec in unavailable:
-            continue
         teacher = plugins.instance(job.teacher)
-        if reads_teacher_mlm(loss) and not new_head_allowed(teacher):
-            if teacher_spec not in previews:
-                preview = getattr(teacher, "preview_load", None)
-                previews[teacher_spec] = preview(Head("mlm")) if callable(preview) else None
-            refuse_untrained_mlm_head(previews[teacher_spec], teacher=teacher_spec,  # type: ignore[arg-type]
-                                      loss=job.loss.spec)
-        if student_spec not in unavailable and (teacher_spec, student_spec) not in pairs:
-            pairs.add((teacher_spec, student_spec))
-            refuse_other_vocabulary(teacher, plugins.instance(job.student), teacher_spec=teacher_spec,
-                                    student_spec=student_spec)
+        pretraining_kd = False
+        if job.stage in USES_PRETRAIN and job.loss is not None:
+            loss = losses.get(job.loss.spec) or losses.setdefault(job.loss.spec, job.loss.create())
+            pretraining_kd = bool(getattr(loss, "uses_teacher", True))
+            if reads_teacher_mlm(loss) and not new_head_allowed(teacher):
+                if teacher_spec not in previews:
+                    preview = getattr(teacher, "preview_load", None)
+                    previews[teacher_spec] = preview(Head("mlm")) if callable(preview) else None
+                refuse_untrained_mlm_head(previews[teacher_spec],  # type: ignore[arg-type]
+                                          teacher=teacher_spec, loss=job.loss.spec)
+        if (teacher_spec, student_spec, pretraining_kd) in pairs:
+            continue
+        pairs.add((teacher_spec, student_spec, pretraining_kd))
+        student = plugins.instance(job.student)
+        check_teacher = getattr(student, "check_teacher", None)
+        if callable(check_teacher):
+            check_teacher(teacher)
+        if pretraining_kd:
+            refuse_other_vocabulary(teacher, student, teacher_spec=teacher_spec, student_spec=student_spec)
 
 
 def describe_unavailable(problems: Mapping[tuple[str, str], KdregError]) -> str:

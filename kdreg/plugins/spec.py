@@ -209,6 +209,14 @@ class Student(Plugin):
     vocabulary before any teacher is trained.
     """
 
+    def check_teacher(self, teacher: Teacher) -> None:
+        """Fail fast when this student cannot be built for ``teacher`` (e.g. more layers than it has).
+
+        Called by the preflight, before a grid writes anything; must be cheap (the teacher's
+        ``load_config()`` when it has one, never its weights).
+        """
+        return None
+
     def build(self, teacher: Teacher, head: Head) -> LoadedModel:
         """Build the student's initial weights and tokenizer for this teacher and head."""
         raise NotImplementedError

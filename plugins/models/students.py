@@ -166,15 +166,25 @@ class LayersStudent(Student):
     summary: ClassVar[str] = "k of the teacher's layers, DistilBERT-style (every other one), its tokenizer."
     Params: ClassVar[type] = LayersParams
 
-    def build(self, teacher: Teacher, head: Head) -> LoadedModel:
-        loaded = teacher.load(head)
-        source = loaded.model
-        total = layer_count(source.config)
+    def check_teacher(self, teacher: Teacher) -> None:
+        """Refuse k beyond the teacher's depth before anything runs (from its config, no weights)."""
+        load_config = getattr(teacher, "load_config", None)
+        if callable(load_config):
+            self._kept_count(layer_count(load_config()))
+
+    def _kept_count(self, total: int) -> int:
         k = self.params.k if self.params.k is not None else max(1, total // 2)
         if not 1 <= k <= total:
             raise ParameterError(
                 f"layers:k={k} is out of range: the teacher has {total} layers, so 1 <= k <= {total}."
             )
+        return k
+
+    def build(self, teacher: Teacher, head: Head) -> LoadedModel:
+        loaded = teacher.load(head)
+        source = loaded.model
+        total = layer_count(source.config)
+        k = self._kept_count(total)
         kept = spread(total, k)
         prefix = layer_list_name(source, total)
         config = copy.deepcopy(source.config)
@@ -229,6 +239,12 @@ class SmallStudent(Student):
 
     summary: ClassVar[str] = "Random small model of the teacher's family (TinyBERT 4×312); teacher's vocab."
     Params: ClassVar[type] = SmallParams
+
+    def check_teacher(self, teacher: Teacher) -> None:
+        """Refuse a teacher whose architecture has no layer count to shrink (from its config, no weights)."""
+        load_config = getattr(teacher, "load_config", None)
+        if callable(load_config):
+            layer_count(load_config())
 
     def build(self, teacher: Teacher, head: Head) -> LoadedModel:
         describe = (getattr(teacher, "load_config", None), getattr(teacher, "load_tokenizer", None))

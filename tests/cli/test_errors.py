@@ -115,6 +115,8 @@ def test_errors_from_kdreg_run_write_nothing(kdreg_home: Path) -> None:
     assert "Unknown device 'tpu'" in the_error(kdreg(*base, "--device", "tpu", "--dry-run"))
     assert "Only the distributions in KDREG_PLUGINS_ALLOW='other'" in the_error(
         kdreg(*base, "--dry-run", KDREG_PLUGINS_ALLOW="other"))
+    long_loss = "+".join(["0.001*kl"] * 120)  # a valid loss whose spec is longer than the store keeps
+    assert "the store keeps at most 200" in the_error(kdreg(*base, "--loss", long_loss, "--stage", "finetune"))
     assert not (kdreg_home / "kdreg.db").exists()
     assert not kdreg_home.exists() or list(kdreg_home.iterdir()) == []
 
@@ -214,3 +216,12 @@ def test_a_limit_beyond_sql_integers(tmp_path: Path) -> None:
     seeded_copy(tmp_path, tmp_path / "kdreg.db")
     message = the_error(here("query", "-n", "99999999999999999999", "--db", str(tmp_path / "kdreg.db")))
     assert "--limit 99999999999999999999 is out of range: give 1 to 9,223,372,036,854,775,807" in message
+
+
+def test_a_student_that_cannot_be_built_for_its_teacher_is_refused_before_anything_is_written(
+        tiny_bert: Path, kdreg_home: Path) -> None:
+    base = ("run", "--teacher", f"hf:path={tiny_bert}", "--benchmark", "synthetic", "--stage", "none")
+    message = the_error(here(*base, "--student", "layers:k=3", "--dry-run"))
+    assert message == "layers:k=3 is out of range: the teacher has 2 layers, so 1 <= k <= 2."
+    assert "layers:k=3 is out of range" in the_error(here(*base, "--student", "layers:k=1,layers:k=3"))
+    assert not (kdreg_home / "kdreg.db").exists()
