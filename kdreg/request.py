@@ -80,6 +80,8 @@ class GridRequest:
     """The grid file the values start from: the user's --config, :data:`DEFAULT_GRID`, or None."""
     defaulted: tuple[str, ...] = ()
     """Keys that took :data:`DEFAULTS` because neither an option nor the grid file gave them."""
+    implicit_grid: bool = False
+    """The default study is the base because neither --teacher nor --config was given."""
 
     def get(self, key: str) -> tuple[str, ...]:
         return self.values.get(key, ())
@@ -91,10 +93,12 @@ class GridRequest:
         out mean xnli, wikipedia and so on rather than the rest of the default study; this
         line says so before anything runs.
         """
-        if self.grid_file == DEFAULT_GRID:
-            where = f"{DEFAULT_GRID.parent.name}/{DEFAULT_GRID.name}"
+        where = f"{DEFAULT_GRID.parent.name}/{DEFAULT_GRID.name}"
+        if self.implicit_grid:
             return (f"defaults: the default study ({where}: no --teacher or --config); options given replace "
                     "its values")
+        if self.grid_file == DEFAULT_GRID:
+            return f"defaults: the default study (--config {where}); options given replace its values"
         why = f"--config {self.grid_file}" if self.grid_file is not None else "--teacher given"
         stages = set(self.values.get("stage", ()))
         unused = {"corpus"} if not stages & {"pretrain", "both"} else set()
@@ -153,7 +157,8 @@ def build_request(options: Mapping[str, Sequence[str]], grid_file: Path | None =
     for key, items in given.items():
         if not items:
             raise ConfigError(f"--{key} was given but names nothing; leave it out for its default.")
-    if grid_file is None and "teacher" not in given:
+    implicit = grid_file is None and "teacher" not in given
+    if implicit:
         grid_file = DEFAULT_GRID
     data = load_grid_file(grid_file) if grid_file else {}
     values: dict[str, tuple[str, ...]] = {}
@@ -179,4 +184,4 @@ def build_request(options: Mapping[str, Sequence[str]], grid_file: Path | None =
             raise ConfigError(f"Seed {seed[:30]!r} is not a whole number from 0 to {MAX_SEED}.")
     chosen = (executor or "").strip() or str(data.get("executor", "")).strip() or DEFAULT_EXECUTOR
     return GridRequest(values=values, hparams=hparams_from_mapping(data), executor=chosen,
-                       grid_file=grid_file, defaulted=tuple(defaulted))
+                       grid_file=grid_file, defaulted=tuple(defaulted), implicit_grid=implicit)

@@ -82,6 +82,13 @@ def test_the_plan_says_which_defaults_it_took(kdreg_home: Path) -> None:
     assert default.stdout.splitlines()[0] == (
         "defaults: the default study (kdreg/default_grid.toml: no --teacher or --config); options given "
         "replace its values")
+    from kdreg.request import DEFAULT_GRID
+
+    named = CliRunner().invoke(app, ["run", "--config", str(DEFAULT_GRID), "--teacher", "synthetic:steps=10",
+                                     "--stage", "none", "--dry-run"])
+    assert named.exit_code == 0, named.output
+    assert named.stdout.splitlines()[0] == ("defaults: the default study (--config kdreg/default_grid.toml); "
+                                            "options given replace its values")
     own = CliRunner().invoke(app, ["run", "--teacher", "synthetic", "--dry-run", "--format", "json"])
     assert own.exit_code == 0, own.output  # offline: xnli and wikipedia are marked, the plan is shown
     plan = json.loads(own.stdout)
