@@ -128,8 +128,11 @@ _state = _ProcessState()
 
 
 def set_event_sink(sink: EventSink | None) -> None:
-    """Where this process's tasks send their events (None: nowhere)."""
+    """Where this process's tasks send their events (None: nowhere, and plugins' reports print to stderr)."""
+    from kdreg import progress
+
     _state.sink = sink
+    progress.connect(_step if sink is not None else None, _log if sink is not None else None)
 
 
 def use_store(store: Any) -> None:

@@ -16,7 +16,6 @@ import dataclasses
 import hashlib
 import json
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kdreg import progress
 from kdreg.plugins.spec import Head, LoadedModel, LoadReport, Teacher
 from kdreg_plugins.synthetic.corpus import CorpusParams
 from kdreg_plugins.synthetic.pretraining import MLMSettings
@@ -179,8 +179,7 @@ class SyntheticTeacher(Teacher):
 
         from kdreg_plugins.synthetic.pretraining import Stopwatch, pretrain_mlm
 
-        print("pretraining the synthetic teacher (first use, cached afterwards)…", file=sys.stderr,
-              flush=True)
+        progress.log("pretraining the synthetic teacher (first use, cached afterwards)…")
         clock = Stopwatch()
         p = self.params
         world = World(world_config(p))
@@ -196,7 +195,8 @@ class SyntheticTeacher(Teacher):
         # to zero changes no result that matters and is undone afterwards.
         torch.set_flush_denormal(True)
         try:
-            losses = pretrain_mlm(model, tokenizer, texts, settings)
+            losses = pretrain_mlm(model, tokenizer, texts, settings, on_step=lambda step, loss: progress.step(
+                "teacher_pretrain", step, settings.steps, loss))
         finally:
             torch.set_flush_denormal(False)
         # Saved with BERT's usual dropout, which fine-tuning then uses.
@@ -209,5 +209,5 @@ class SyntheticTeacher(Teacher):
                    "key": self.cache_key(), "code": CODE_VERSION, "seconds": round(clock.seconds(), 1),
                    "steps": len(losses), "final_mlm_loss": round(final, 4), "params": dataclasses.asdict(p)}
         (folder / COMPLETE).write_text(json.dumps(summary, indent=2) + "\n")
-        print(f"synthetic teacher pretrained in {clock.seconds():.0f} s ({len(losses)} steps, "
-              f"final masked-LM loss {final:.2f}); cached in {self.path()}", file=sys.stderr, flush=True)
+        progress.log(f"synthetic teacher pretrained in {clock.seconds():.0f} s ({len(losses)} steps, "
+                     f"final masked-LM loss {final:.2f}); cached in {self.path()}")

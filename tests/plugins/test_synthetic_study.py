@@ -52,9 +52,11 @@ def test_reduced_study_teacher_transfers_and_pretraining_kd_beats_a_random_stude
 ) -> None:
     grid = tmp_path / "grid.toml"
     grid.write_text(GRID)
-    first = kdreg_cli("run", "--config", str(grid), "--device", "cpu")
+    first = kdreg_cli("run", "--config", str(grid), "--device", "cpu", env={"KDREG_PROGRESS_SECONDS": "2"})
     assert first.returncode == 0, first.stderr
     assert "pretraining the synthetic teacher" in first.stderr
+    # no terminal: the first-use pretraining reports its progress like kdreg's own phases
+    assert "teacher_pretrain step 800/800 · loss" in first.stderr
     accuracy = _scores(kdreg_cli, "accuracy")
     alignment = _scores(kdreg_cli, "topic_alignment")
     assert set(accuracy) == {"teacher", "none", "pretrain"}
