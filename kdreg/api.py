@@ -102,15 +102,17 @@ class Experiments:
             rows = [dict(r) for r in conn.execute(select_flat(f)).mappings()]
         return _frame(rows, list(FLAT_COLUMNS), frame)
 
-    def seed_groups(self, *, frame: bool = True, **filters: Any) -> Any:
+    def seed_groups(self, *, frame: bool = True, status: Any = "succeeded", **filters: Any) -> Any:
         """Runs differing only by seed, collapsed: ``runs``, ``seeds`` and ``<column>_mean/_std/_n``
         for ``source``, each target language (the requested ones, else all) and ``zero_shot``.
 
-        ``std`` is the sample standard deviation (ddof=1); None for a single seed.
+        ``std`` is the sample standard deviation (ddof=1); None for a single seed. Succeeded
+        runs only unless ``status`` says otherwise, as :meth:`report` and ``kdreg query
+        --group-seeds`` count (a re-run in progress keeps its earlier numbers meanwhile).
         """
         from kdreg.reporting.aggregate import seed_groups
 
-        f = self._filters(filters)
+        f = self._filters({**filters, "status": status})
         codes = [c.code for c in f.language_columns] or None
         groups = [g for m in f.metrics for s in f.splits for g in seed_groups(self._store, f, m, s)]
         if codes is None:

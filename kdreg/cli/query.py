@@ -51,7 +51,8 @@ LimitOption = Annotated[
     int | None, typer.Option("--limit", "-n", min=1, metavar="N", help="At most this many rows.")
 ]
 GroupSeedsOption = Annotated[
-    bool, typer.Option("--group-seeds", help="Collapse runs that differ only by seed into mean ± std (n).")
+    bool, typer.Option("--group-seeds", help="Collapse runs that differ only by seed into mean ± std (n); "
+                       "succeeded runs unless --status is given, as kdreg report counts.")
 ]
 
 GROUP_LABELS = ("teacher", "student", "stage", "loss", "benchmark", "corpus")
@@ -262,6 +263,8 @@ def query(
     Example: kdreg query --lang de --lang fr --teacher mbert --stage finetune,both --sort zero_shot -n 20
     """
     check_format(fmt)
+    if group_seeds and not status:
+        status = ["succeeded"]  # aggregates count what `kdreg report` counts
     filters = filters_from_options(
         lang=lang,
         teacher=teacher,

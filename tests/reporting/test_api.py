@@ -90,3 +90,30 @@ def test_without_pandas_frames_fail_cleanly_and_records_still_work(db: str, monk
         with pytest.raises(KdregError, match=r"pip install 'kdreg\[report\]'"):
             experiments.runs(limit=1)
         assert len(experiments.runs(limit=1, frame=False)) == 1
+
+
+def test_seed_groups_count_what_report_counts(tmp_path: Path) -> None:
+    """A forced re-run in progress keeps its earlier numbers until it ends: neither answer counts it."""
+    from typer.testing import CliRunner
+
+    from kdreg.cli.main import app
+    from kdreg.store.store import open_store
+    from kdreg.testing.store_data import seeded_copy
+
+    runs = seeded_copy(tmp_path / "cache", tmp_path / "runs.db")
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    rerun = next(r for r in runs if (r.teacher, r.stage, r.benchmark, r.seed) == ("xlmr", "teacher", "xnli", 1))
+    store = open_store(url, create=False)
+    store.start_run(rerun.id, {"python": "3.11"})  # running again; its results stay until it ends
+    store.close()
+    filters = {"teacher": "xlmr", "stage": "teacher", "benchmark": "xnli"}
+    with connect(url) as experiments:
+        (group,) = experiments.seed_groups(frame=False, **filters)
+        (table,) = experiments.report(**filters)
+        (everything,) = experiments.seed_groups(frame=False, status=["succeeded", "running"], **filters)
+    assert group["seeds"] == 2 and group["fr_n"] == 2 and everything["fr_n"] == 3
+    assert [cell.n for cell in table.rows[0].cells if cell is not None][0] == 2
+    shown = CliRunner().invoke(app, ["query", "--group-seeds", "--db", url, "--teacher", "xlmr", "--stage",
+                                     "teacher", "--benchmark", "xnli", "--format", "json"])
+    assert shown.exit_code == 0, shown.output
+    assert [row["runs"] for row in json.loads(shown.stdout)] == [2]
