@@ -18,6 +18,12 @@ from kdreg.cli.output import console, print_json, render_rows
 MAX_ROWS = 40
 """Plans with more runs than this are summarised in the table format."""
 ARTIFACT_NAMES = {"teacher": "fine-tuned teacher", "student-pretrained": "pretrained student"}
+DIMENSIONS = ("teacher", "student", "loss", "benchmark", "corpus", "seed")
+"""What a run combines besides its stage: a column each where runs differ, said once where they agree."""
+
+
+def _spec(plugin: Any) -> str:
+    return "—" if plugin is None else str(plugin.spec)
 
 
 def _missing(job: Any, unavailable: Mapping[tuple[str, str], Any]) -> str:
@@ -39,8 +45,11 @@ def plan_rows(plan: Any, unavailable: Mapping[tuple[str, str], Any] | None = Non
     runs = []
     for item in plan.items:
         task = graph.get(item.job.record.config_hash) if item.action == "run" else None
-        runs.append({"action": item.action, "before": item.previous or "new", "stage": item.job.stage,
-                     "combination": item.job.label,
+        job = item.job
+        runs.append({"action": item.action, "before": item.previous or "new", "stage": job.stage,
+                     "combination": job.label,
+                     **{dim: _spec(getattr(job, dim)) for dim in DIMENSIONS if dim != "seed"},
+                     "seed": str(job.seed),
                      "needs": " ".join(ids[k] for k in task.depends_on) if task else "",
                      "unavailable": _missing(item.job, unavailable or {}),
                      "hash": item.job.record.config_hash})
@@ -75,9 +84,14 @@ def print_plan(plan: Any, *, executor: str, fmt: str = "table", defaults: str = 
     for row in shown:
         row["hash"] = row["hash"][:10]
     title = "runs" if shown is runs else f"runs (the first 20 of {len(runs)})"
-    columns = ["action", "before", "stage", "combination", "needs", *(["unavailable"] if unavailable else []),
+    given = {dim: {r[dim] for r in runs} - {"—"} for dim in DIMENSIONS}  # a teacher row has no student
+    varying = [dim for dim in DIMENSIONS if len(given[dim]) > 1]
+    shared = [f"{dim} {next(iter(given[dim]))}" for dim in DIMENSIONS if len(given[dim]) == 1]
+    if shared:
+        console.print("every run: " + " · ".join(shared), markup=False, soft_wrap=not console.is_terminal)
+    columns = ["action", "before", "stage", *varying, "needs", *(["unavailable"] if unavailable else []),
                "hash"]
-    render_rows(shown, columns, title=title)
+    render_rows(shown, columns, title=title, no_wrap=("hash",))
     if shown is not runs:
         _print_counts(runs)
     console.print(f"{to_run} to run, {len(runs) - to_run} skipped; {len(models)} model(s) to build first · "

@@ -105,3 +105,20 @@ def test_end_of_run_table_fits_and_pools_seeds(seeded, monkeypatch: pytest.Monke
     teacher_rows = [line for line in out.splitlines() if re.search(r"\bteacher\b", line) and "±" in line]
     assert teacher_rows and not any("*" in line for line in teacher_rows)
     assert re.search(r"^chance\s+33\.3", out, re.M) and re.search(r"^chance\s+14\.3", out, re.M)
+
+
+def test_a_dry_run_shows_only_what_differs_and_fits(monkeypatch: pytest.MonkeyPatch, kdreg_home: Path) -> None:
+    """Two teachers: the runs table has a teacher column; what every run shares is said once, above it."""
+    terminal(monkeypatch, 80)
+    done = CliRunner().invoke(app, ["run", "--dry-run", "--teacher", "synthetic,synthetic:size=large"])
+    assert done.exit_code == 0, done.output
+    text = ANSI.sub("", done.stdout)
+    assert widest("\n".join(line for line in text.splitlines() if line[:1] in "┏┃┡│└")) <= 80  # the tables
+    shared = text[text.index("every run:"):text.index("runs\n")]
+    assert " ".join(shared.split()) == ("every run: student layers · loss kl · benchmark xnli · corpus "
+                                        "wikipedia · seed 0")
+    header = next(line for line in text.splitlines() if "action" in line and "stage" in line)
+    assert [cell.strip() for cell in header.strip("┃ ").split("┃")] == ["action", "before", "stage",
+                                                                          "teacher", "needs", "unavailable",
+                                                                          "hash"]
+    assert sum(line.startswith("│ run ") for line in text.splitlines()) == 10
