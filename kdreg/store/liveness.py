@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, func, select
-from sqlalchemy.orm import Session
 
 from kdreg.errors import ConfigError
+
+if TYPE_CHECKING:  # the ORM is not imported by the light commands that read liveness
+    from sqlalchemy.orm import Session
 
 STALE_ENV = "KDREG_STALE_SECONDS"
 DEFAULT_STALE_SECONDS = 120.0
