@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import tempfile
 import time
 import uuid
@@ -44,7 +45,8 @@ class ProbeCall:
         ended = time.time()
         marker = Path(self.folder, f"{self.key}.{uuid.uuid4().hex}.json")
         marker.write_text(json.dumps({"start": started, "end": ended, "pid": os.getpid()}))
-        return TaskOutcome(self.key, "run", "succeeded", seconds=ended - started, where=f"pid {os.getpid()}")
+        return TaskOutcome(self.key, "run", "succeeded", seconds=ended - started,
+                           host=socket.gethostname(), pid=os.getpid(), started_at=started, finished_at=ended)
 
 
 def probe_graph(folder: Path) -> Any:
