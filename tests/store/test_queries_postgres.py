@@ -46,7 +46,7 @@ def comparable(row: dict) -> dict:
     return {
         k: round(v, 9) if isinstance(v, float) else v
         for k, v in row.items()
-        if k not in ("created", "hash", "created_at", "finished_at", "config_hash")
+        if k not in ("created", "hash", "created_at", "finished_at", "heartbeat_at", "config_hash")
     }
 
 
