@@ -31,6 +31,9 @@ class RunRecord:
     loss_spec: str | None = None
     corpus: str | None = None
     corpus_spec: str | None = None
+    setup_hash: str = ""
+    """sha256 of the config without its seed (:func:`kdreg.identity.setup_hash`); the grid sets it,
+    and the store derives it from ``config`` the same way for a record that leaves it empty."""
 
 
 @dataclass(frozen=True)

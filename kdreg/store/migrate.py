@@ -48,7 +48,7 @@ from kdreg.errors import SchemaError, StoreError
 from kdreg.store.engine import enable_wal, sqlite_file, sqlite_path
 
 VERSION_TABLE = "kdreg_alembic_version"
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0005"
 """The newest revision this kdreg knows (a test checks it equals Alembic's head)."""
 
 VIEWS = ("results_flat",)
