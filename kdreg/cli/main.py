@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "kdreg.cli.query",
     "kdreg.cli.show",
     "kdreg.cli.report",
+    "kdreg.cli.compare",
     "kdreg.cli.export",
     "kdreg.cli.plugins",
     "kdreg.cli.db",
