@@ -36,6 +36,13 @@ class RunRecord:
     and the store derives it from ``config`` the same way for a record that leaves it empty."""
 
 
+MODEL_SPLIT = "model"
+PARAMETERS_METRIC = "parameters"
+"""A run's model size is stored as one result: split ``model``, metric ``parameters`` (the number of
+parameters of the model it evaluated), on its source language. The teacher rows' counts are how
+kdreg knows which teacher is larger (``kdreg claims``)."""
+
+
 @dataclass(frozen=True)
 class ResultRecord:
     """One number to store for a run."""

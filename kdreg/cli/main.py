@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "kdreg.cli.show",
     "kdreg.cli.report",
     "kdreg.cli.compare",
+    "kdreg.cli.claims",
     "kdreg.cli.export",
     "kdreg.cli.plugins",
     "kdreg.cli.db",

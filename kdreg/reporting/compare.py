@@ -27,11 +27,11 @@ import math
 import re
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from kdreg.errors import ConfigError
-from kdreg.reporting.pairing import RUN_DIMENSIONS, ScoredRun, pair_runs
+from kdreg.reporting.pairing import PLUGIN_DIMENSIONS, RUN_DIMENSIONS, ScoredRun, pair_runs
 from kdreg.store.filters import Filters, build_filters
 
 TEST = "paired t-test (scipy.stats.ttest_rel, two-sided)"
@@ -186,7 +186,6 @@ class CompareResult:
     without_results: tuple[ScoredRun, ...] = ()
     test: str = TEST
     confidence: float = CONFIDENCE
-    notes: tuple[str, ...] = field(default=())
 
 
 def compare(source: Any, a: Side, b: Side, common: Filters, *, metric: str | None = None,
@@ -211,20 +210,49 @@ def compare(source: Any, a: Side, b: Side, common: Filters, *, metric: str | Non
             raise ConfigError(f"--by {dimension[:40]!r}: split by one of {', '.join(allowed)}.")
     metric = metric or common.metrics[0]
     split = split or common.splits[0]
-    a_runs, b_runs = read_side(source, common, a.filters, metric, split), read_side(
-        source, common, b.filters, metric, split)
-    overlap = sorted({r.id for r in a_runs} & {r.id for r in b_runs})
-    if overlap:
+    a_runs, b_runs = _disjoint(a, b, read_side(source, common, a.filters, metric, split),
+                               read_side(source, common, b.filters, metric, split))
+    return compare_runs(a_runs, b_runs, a_text=a.text, b_text=b.text, contrasted=contrasted, metric=metric,
+                        split=split, languages=[col.code for col in common.language_columns], by=by,
+                        scale=scale)
+
+
+def _disjoint(a: Side, b: Side, a_runs: list[ScoredRun],
+              b_runs: list[ScoredRun]) -> tuple[list[ScoredRun], list[ScoredRun]]:
+    """The two sides without a common run. A plugin named by name matches all its specs, so
+    ``--a teacher=synthetic:size=large --b teacher=synthetic`` selects the large teacher's runs
+    on both sides; such a run goes to the side that names its spec exactly. Any other
+    overlap is an error: a run compared with itself says nothing."""
+    def exact(side: Side, run: ScoredRun) -> bool:
+        named = [d for d in side.dimensions if d in PLUGIN_DIMENSIONS]
+        return bool(named) and all(run.specs.get(d) in getattr(side.filters, d) for d in named)
+
+    in_b = {r.id: r for r in b_runs}
+    keep_a, drop_b, unresolved = [], set(), []
+    for run in a_runs:
+        if run.id not in in_b:
+            keep_a.append(run)
+        elif exact(a, run) and not exact(b, run):
+            keep_a.append(run)
+            drop_b.add(run.id)
+        elif not (exact(b, run) and not exact(a, run)):
+            unresolved.append(run.id)
+    if unresolved:
         raise ConfigError(
-            f"{len(overlap)} run(s) are in both A and B (e.g. run {overlap[0]}): make the two selections "
-            "disjoint, e.g. --a stage=pretrain --b stage=finetune."
+            f"{len(unresolved)} run(s) are in both A and B (e.g. run {unresolved[0]}): make the two "
+            "selections disjoint, e.g. --a stage=pretrain --b stage=finetune."
         )
+    return keep_a, [r for r in b_runs if r.id not in drop_b]
+
+
+def compare_runs(a_runs: Sequence[ScoredRun], b_runs: Sequence[ScoredRun], *, a_text: str, b_text: str,
+                 contrasted: Sequence[str], metric: str, split: str, languages: Sequence[str] = (),
+                 by: Sequence[str] = (), scale: float = 100.0) -> CompareResult:
+    """Pair two disjoint lists of runs and compute every comparison (the claims use this directly)."""
     scored_a = [r for r in a_runs if r.has_scores]
     scored_b = [r for r in b_runs if r.has_scores]
     without = tuple(r for r in (*a_runs, *b_runs) if not r.has_scores)
     pairing = pair_runs(scored_a, scored_b, contrasted, by)
-    languages = [col.code for col in common.language_columns]
-
     by_benchmark: dict[str, list[str]] = {}
     for key, description in pairing.descriptions.items():
         by_benchmark.setdefault(str(description.get("benchmark", "")), []).append(key)
@@ -232,11 +260,10 @@ def compare(source: Any, a: Side, b: Side, common: Filters, *, metric: str | Non
     for benchmark, keys in sorted(by_benchmark.items()):
         labels = comparison_labels({k: pairing.descriptions[k] for k in keys})
         for key in sorted(keys, key=lambda k: labels[k]):
-            pairs = pairing.groups[key]
-            comparisons.append(_comparison(benchmark, labels[key], pairing.descriptions[key], pairs,
-                                           languages, scale))
+            comparisons.append(_comparison(benchmark, labels[key], pairing.descriptions[key],
+                                           pairing.groups[key], languages, scale))
     return CompareResult(
-        a=a.text, b=b.text, contrasted=contrasted, metric=metric, split=split, scale=scale,
+        a=a_text, b=b_text, contrasted=tuple(contrasted), metric=metric, split=split, scale=scale,
         comparisons=tuple(comparisons), unpaired_a=tuple(pairing.unpaired_a),
         unpaired_b=tuple(pairing.unpaired_b), ambiguous=tuple(pairing.ambiguous), without_results=without,
     )
