@@ -221,11 +221,13 @@ def _disjoint(a: Side, b: Side, a_runs: list[ScoredRun],
               b_runs: list[ScoredRun]) -> tuple[list[ScoredRun], list[ScoredRun]]:
     """The two sides without a common run. A plugin named by name matches all its specs, so
     ``--a teacher=synthetic:size=large --b teacher=synthetic`` selects the large teacher's runs
-    on both sides; such a run goes to the side that names its spec exactly. Any other
-    overlap is an error: a run compared with itself says nothing."""
+    on both sides; when both sides name the same plugin dimension, such a run goes to the side
+    that names its spec exactly. Any other overlap is an error: a run compared with itself
+    says nothing."""
+    both = [d for d in PLUGIN_DIMENSIONS if d in a.dimensions and d in b.dimensions]
+
     def exact(side: Side, run: ScoredRun) -> bool:
-        named = [d for d in side.dimensions if d in PLUGIN_DIMENSIONS]
-        return bool(named) and all(run.specs.get(d) in getattr(side.filters, d) for d in named)
+        return bool(both) and all(run.specs.get(d) in getattr(side.filters, d) for d in both)
 
     in_b = {r.id: r for r in b_runs}
     keep_a, drop_b, unresolved = [], set(), []
@@ -255,7 +257,7 @@ def compare_runs(a_runs: Sequence[ScoredRun], b_runs: Sequence[ScoredRun], *, a_
     pairing = pair_runs(scored_a, scored_b, contrasted, by)
     by_benchmark: dict[str, list[str]] = {}
     for key, description in pairing.descriptions.items():
-        by_benchmark.setdefault(str(description.get("benchmark", "")), []).append(key)
+        by_benchmark.setdefault(_benchmark(description), []).append(key)
     comparisons: list[Comparison] = []
     for benchmark, keys in sorted(by_benchmark.items()):
         labels = comparison_labels({k: pairing.descriptions[k] for k in keys})
@@ -267,6 +269,13 @@ def compare_runs(a_runs: Sequence[ScoredRun], b_runs: Sequence[ScoredRun], *, a_
         comparisons=tuple(comparisons), unpaired_a=tuple(pairing.unpaired_a),
         unpaired_b=tuple(pairing.unpaired_b), ambiguous=tuple(pairing.ambiguous), without_results=without,
     )
+
+
+def _benchmark(description: dict[str, Any]) -> str:
+    """The benchmark a comparison is on (``xnli vs pawsx`` when the sides contrast benchmarks)."""
+    if "benchmark" in description:
+        return str(description["benchmark"])
+    return " vs ".join(str(description.get(side, {}).get("benchmark", "?")) for side in ("A", "B"))
 
 
 def comparison_labels(descriptions: dict[str, dict[str, Any]]) -> dict[str, str]:

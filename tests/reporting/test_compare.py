@@ -185,3 +185,22 @@ def test_the_python_api_compares_like_the_command(study: str) -> None:
     (comparison,) = result.comparisons
     assert [m.column for m in comparison.measures] == ["source", "de", "zero_shot"]
     assert len(comparison.pairs) == 5 and [r.seed for r in result.unpaired_a] == [9]
+
+
+def test_contrasting_benchmarks_compares_what_both_have(tmp_path: Path) -> None:
+    """Two benchmarks with different target languages: the source, the shared language, the average."""
+    url = f"sqlite:///{tmp_path / 'benchmarks.db'}"
+    store = open_store(url)
+    try:
+        for seed in (0, 1, 2):
+            xnli = scores((0.8, 0.5 + seed / 100, 0.4))
+            write_run(store, study_config("none", seed, benchmark="xnli"), xnli)
+            write_run(store, study_config("none", seed, benchmark="pawsx"), {"en": 0.9, "de": 0.6, "ja": 0.3})
+    finally:
+        store.close()
+    result = run_compare(url, ["benchmark=pawsx"], ["benchmark=xnli"])
+    (comparison,) = result.comparisons
+    assert comparison.benchmark == "pawsx vs xnli" and len(comparison.pairs) == 3
+    assert [m.column for m in comparison.measures] == ["source", "de", "zero_shot"]
+    assert comparison.measure("source").delta == pytest.approx(10.0)
+    assert comparison.measure("zero_shot").delta == pytest.approx(45.0 - 45.5)
