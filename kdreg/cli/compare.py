@@ -37,7 +37,7 @@ COMPARE_FORMATS = ("terminal", "markdown", "latex", "csv", "json")
 def compare(
     a: Annotated[list[str], typer.Option(
         "--a", metavar="FILTER=VALUE", show_default=False,
-        help="Side A: any run filter of `kdreg query` as FILTER=VALUE (stage=pretrain; loss=kl:alpha=0.5); "
+        help="Side A: any run filter of `kdreg query` as FILTER=VALUE (stage=pretrain; loss=kl:alpha=0.9); "
              "repeat for more conditions.")],
     b: Annotated[list[str], typer.Option(
         "--b", metavar="FILTER=VALUE", show_default=False,

@@ -57,7 +57,7 @@ _CONDITION = re.compile(r"\s*([A-Za-z_]+)\s*=(.*)", re.S)
 
 
 def parse_side(values: Sequence[str], option: str = "--a") -> Side:
-    """``stage=pretrain``, ``loss=kl:alpha=0.5,temperature=2``, ``stage=pretrain,corpus=c1`` → a Side.
+    """``stage=pretrain``, ``loss=kl:alpha=0.9,temperature=4``, ``stage=pretrain,corpus=c1`` → a Side.
 
     Each value is ``FILTER=VALUE[,VALUE…]``; repeated values combine with AND across filters and
     OR within one (as the options of ``kdreg query``). A comma piece that starts with a filter
@@ -210,11 +210,29 @@ def compare(source: Any, a: Side, b: Side, common: Filters, *, metric: str | Non
             raise ConfigError(f"--by {dimension[:40]!r}: split by one of {', '.join(allowed)}.")
     metric = metric or common.metrics[0]
     split = split or common.splits[0]
-    a_runs, b_runs = _disjoint(a, b, read_side(source, common, a.filters, metric, split),
-                               read_side(source, common, b.filters, metric, split))
+    sides = []
+    for side, option in ((a, "--a"), (b, "--b")):
+        found = read_side(source, common, side.filters, metric, split)
+        if not found:
+            raise ConfigError(_nothing_selected(source, side, option, common))
+        sides.append(found)
+    a_runs, b_runs = _disjoint(a, b, *sides)
     return compare_runs(a_runs, b_runs, a_text=a.text, b_text=b.text, contrasted=contrasted, metric=metric,
                         split=split, languages=[col.code for col in common.language_columns], by=by,
                         scale=scale)
+
+
+def _nothing_selected(source: Any, side: Side, option: str, common: Filters) -> str:
+    """Why a side is empty: the stored values of the filters it names that match no run at all."""
+    hints: list[str] = []
+    if hasattr(source, "engine"):
+        from kdreg.store.hints import explain_no_match
+
+        hints = explain_no_match(source, side.filters)
+    status = f" {'/'.join(common.status)}" if common.status else ""
+    why = "; ".join(hints) or "no run passes it together with the other filters"
+    return (f"{option} {side.text} selects no{status} run: {why} (a plugin spec is matched as stored: "
+            "parameters sorted, defaults left out, as `kdreg query` shows it).")
 
 
 def _disjoint(a: Side, b: Side, a_runs: list[ScoredRun],

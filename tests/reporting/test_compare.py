@@ -204,3 +204,11 @@ def test_contrasting_benchmarks_compares_what_both_have(tmp_path: Path) -> None:
     assert [m.column for m in comparison.measures] == ["source", "de", "zero_shot"]
     assert comparison.measure("source").delta == pytest.approx(10.0)
     assert comparison.measure("zero_shot").delta == pytest.approx(45.0 - 45.5)
+
+
+def test_a_side_that_selects_nothing_says_what_the_store_has(study: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        run_compare(study, ["loss=kl:temperature=4"], ["stage=finetune"])
+    message = str(info.value)
+    assert message.startswith("--a loss=kl:temperature=4 selects no succeeded run: no run has loss")
+    assert "stored losses: kl, mse" in message
