@@ -10,7 +10,9 @@ Each claim is a paired comparison (:mod:`kdreg.reporting.compare`, the same pair
 the same paired t-test as ``kdreg compare``):
 
 1. stage ``pretrain`` (A) against ``finetune`` (B), zero-shot average, expecting A > B;
-2. stage ``finetune`` (A) against ``none`` (B), zero-shot average, expecting A < B;
+2. KD in fine-tuning against none, with and without KD in pretraining: stage ``finetune``
+   (A) against ``none`` (B), and ``both`` (A) against ``pretrain`` (B), zero-shot average,
+   expecting A < B;
 3. the students (stages ``finetune``, ``pretrain``, ``both``) of the **largest** teacher (A)
    against those of the **smallest** (B), source language and zero-shot average,
    expecting A > B. A teacher's size is its parameter count, which every teacher row
@@ -78,21 +80,24 @@ def measure_verdict(m: Measure, direction: int, seeds: int = 2) -> str:
     return INCONCLUSIVE
 
 
-def _judge(number: int, text: str, compared: str, result: CompareResult | None, columns: Sequence[str],
-           direction: int, missing: str) -> Claim:
-    """The claim's verdict from the evidence of every comparison in ``result``."""
-    if result is None or not result.comparisons:
-        unpaired = 0 if result is None else len(result.unpaired_a) + len(result.unpaired_b)
+def _judge(number: int, text: str, compared: str, results: Sequence[tuple[str, CompareResult | None]],
+           columns: Sequence[str], direction: int, missing: str) -> Claim:
+    """The claim's verdict from the evidence of every comparison in ``results`` ((what, result) pairs)."""
+    found = [(what, r) for what, r in results if r is not None]
+    unpaired = sum(len(r.unpaired_a) + len(r.unpaired_b) for _, r in found)
+    evidence = []
+    for what, result in found:
+        for comparison in result.comparisons:
+            label = f" · {comparison.label}" if comparison.label else ""
+            name = f"{what} on {comparison.benchmark}{label}"
+            for column in columns:
+                m = comparison.measure(column)
+                if m is not None and m.n:
+                    evidence.append(Evidence(name, m, measure_verdict(m, direction, comparison.seeds),
+                                             comparison.seeds))
+    if not evidence:
         why = missing + (f" ({unpaired} run(s) found no partner)" if unpaired else "")
         return Claim(number, text, INCONCLUSIVE, why, compared, unpaired=unpaired)
-    evidence = []
-    for comparison in result.comparisons:
-        name = comparison.benchmark + (f" · {comparison.label}" if comparison.label else "")
-        for column in columns:
-            m = comparison.measure(column)
-            if m is not None and m.n:
-                evidence.append(Evidence(name, m, measure_verdict(m, direction, comparison.seeds),
-                                         comparison.seeds))
     verdicts = [e.verdict for e in evidence]
     support, against = verdicts.count(SUPPORTED), verdicts.count(CONTRADICTED)
     if support and not against:
@@ -111,7 +116,6 @@ def _judge(number: int, text: str, compared: str, result: CompareResult | None, 
     single = sum(1 for e in evidence if e.seeds < 2)
     if single and single < len(evidence):
         notes.append(f"{single} comparison(s) with one seed count as inconclusive ({MORE_SEEDS})")
-    unpaired = len(result.unpaired_a) + len(result.unpaired_b)
     return Claim(number, text, verdict, reason, compared, tuple(evidence), unpaired, tuple(notes))
 
 
@@ -136,16 +140,17 @@ def evaluate_claims(source: Any, common: Filters, *, metric: str | None = None, 
             return None
         return compare_runs(a, b, a_text=a_text, b_text=b_text, contrasted=contrasted, **options)
 
-    first = paired(_stage(runs, "pretrain"), _stage(runs, "finetune"), "stage=pretrain", "stage=finetune",
-                   ["stage"])
-    second = paired(_stage(runs, "finetune"), _stage(runs, "none"), "stage=finetune", "stage=none", ["stage"])
+    def stages(a: str, b: str) -> tuple[str, CompareResult | None]:
+        return f"{a} − {b}", paired(_stage(runs, a), _stage(runs, b), f"stage={a}", f"stage={b}", ["stage"])
+
     claims = [
         _judge(1, "KD in pretraining beats KD in fine-tuning on zero-shot targets",
-               "stage pretrain (A) − stage finetune (B), zero-shot avg", first, [ZERO_SHOT], +1,
-               "no pretrain and finetune runs that pair"),
+               "stage pretrain (A) − stage finetune (B), zero-shot avg", [stages("pretrain", "finetune")],
+               [ZERO_SHOT], +1, "no pretrain and finetune runs that pair"),
         _judge(2, "KD in fine-tuning may hurt zero-shot transfer (vs. no KD)",
-               "stage finetune (A) − stage none (B), zero-shot avg", second, [ZERO_SHOT], -1,
-               "no finetune and none runs that pair"),
+               "KD in fine-tuning (A) − none (B): stage finetune − none, and both − pretrain (after KD in "
+               "pretraining), zero-shot avg", [stages("finetune", "none"), stages("both", "pretrain")],
+               [ZERO_SHOT], -1, "no finetune and none (or both and pretrain) runs that pair"),
     ]
     claims.append(_larger_teacher(source, runs, paired))
     return claims
@@ -184,7 +189,7 @@ def _larger_teacher(source: Any, runs: Sequence[ScoredRun], paired: Any) -> Clai
             ) if unknown else ()
     if len(known) < 2 or known[0][0] == known[-1][0]:
         have = ", ".join(f"{t} ({millions(n)})" for n, t in known) or "none of known size"
-        claim = _judge(3, text, "students of the largest − the smallest teacher", None, (), +1,
+        claim = _judge(3, text, "students of the largest − the smallest teacher", [], (), +1,
                        f"needs distilled students of two teachers of different sizes; the store has: {have}")
         return Claim(**{**claim.__dict__, "notes": note})
     (small_n, small), (large_n, large) = known[0], known[-1]
@@ -193,6 +198,6 @@ def _larger_teacher(source: Any, runs: Sequence[ScoredRun], paired: Any) -> Clai
     result = paired([r for r in students if r.specs.get("teacher") == large],
                     [r for r in students if r.specs.get("teacher") == small],
                     f"teacher={large}", f"teacher={small}", ["teacher"])
-    claim = _judge(3, text, compared, result, [SOURCE, ZERO_SHOT], +1,
+    claim = _judge(3, text, compared, [("larger − smaller teacher", result)], [SOURCE, ZERO_SHOT], +1,
                    f"no students of {large} and {small} that pair")
     return Claim(**{**claim.__dict__, "notes": (*claim.notes, *note)})

@@ -29,7 +29,8 @@ def effect(mean: float, seeds: Sequence[int], noise: Sequence[float] = NOISE) ->
 def write_study(path: Path, *, seeds: Sequence[int], pretrain: list[float], finetune: list[float],
                 larger: list[float], sizes: tuple[float | None, float | None] = (1e6, 4e6)) -> str:
     """Two teachers' studies; pretrain/finetune: per-seed effect on the targets of KD in that stage
-    (pretrain on top of finetune's), larger: per-seed lift of every student of the large teacher."""
+    (stage pretrain = finetune's + pretrain's, both = pretrain's + finetune's again), larger: per-seed
+    lift of every student of the large teacher."""
     url = f"sqlite:///{path}"
     store = open_store(url)
     try:
@@ -40,8 +41,9 @@ def write_study(path: Path, *, seeds: Sequence[int], pretrain: list[float], fine
                           {"en": 0.95, "de": 0.7, "fr": 0.6}, extra=extra)
                 base = 0.40 + 0.01 * i + lift[i]
                 for stage, gain in (("none", 0.0), ("finetune", finetune[i]),
-                                    ("pretrain", finetune[i] + pretrain[i])):
-                    corpus = "wikipedia" if stage == "pretrain" else None
+                                    ("pretrain", finetune[i] + pretrain[i]),
+                                    ("both", 2 * finetune[i] + pretrain[i])):
+                    corpus = "wikipedia" if stage in ("pretrain", "both") else None
                     write_run(store, study_config(stage, seed, teacher=teacher, corpus=corpus),
                               {"en": round(0.80 + lift[i], 6), "de": round(base + gain, 6),
                                "fr": round(base - 0.05 + gain, 6)})
@@ -70,11 +72,12 @@ def test_each_claim_supported_with_the_numbers_behind_it(tmp_path: Path) -> None
     (evidence,) = first.evidence
     assert evidence.measure.n == 10 and evidence.seeds == 5  # 2 teachers × 5 seeds
     assert evidence.measure.delta == pytest.approx(10.0) and evidence.measure.ci_low > 0
-    assert second.evidence[0].measure.delta == pytest.approx(-5.0) and second.evidence[0].measure.ci_high < 0
+    assert [e.comparison for e in second.evidence] == ["finetune − none on xnli", "both − pretrain on xnli"]
+    assert all(e.measure.delta == pytest.approx(-5.0) and e.measure.ci_high < 0 for e in second.evidence)
     assert "of synthetic:size=large (4.00 M, A) − students of synthetic (1.00 M, B)" in third.compared
     assert {e.measure.column for e in third.evidence} == {"source", "zero_shot"}
     assert all(e.measure.delta == pytest.approx(5.0) and e.verdict == SUPPORTED for e in third.evidence)
-    assert third.evidence[0].measure.n == 10  # finetune and pretrain students, 5 seeds
+    assert third.evidence[0].measure.n == 15  # finetune, pretrain and both students, 5 seeds
 
 
 def test_the_p_value_behind_a_verdict_is_scipys(tmp_path: Path) -> None:
@@ -172,6 +175,6 @@ def test_compare_sends_a_run_named_both_ways_to_the_side_naming_its_spec(tmp_pat
                          build_filters(status="succeeded", stage=["finetune", "pretrain"]))
     finally:
         reader.close()
-    assert [len(c.pairs) for c in result.comparisons] == [10]
+    assert [len(c.pairs) for c in result.comparisons] == [10]  # finetune and pretrain, 5 seeds
     assert result.comparisons[0].measure("zero_shot").delta == pytest.approx(5.0)
     assert not result.unpaired_a and not result.unpaired_b
