@@ -7,6 +7,7 @@
         flat = store.results(benchmark="xnli", status="succeeded")   # one row per result
         seeds = store.seed_groups(teacher="mbert", student="distilmbert")  # mean/std/n columns
         tables = store.report(teacher="mbert", student="distilmbert")     # ReportTable values
+        paired = store.compare("stage=pretrain", "stage=finetune", teacher="mbert")  # kdreg compare
 
 Keyword filters are those of ``kdreg query`` (``lang``, ``teacher``, ``student``, ``loss``,
 ``benchmark``, ``corpus``, ``stage``, ``seed``, ``status``, ``metric``, ``split``, ``grid``,
@@ -17,6 +18,7 @@ extras) or, with ``frame=False``, lists of dicts. Nothing here imports torch.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
@@ -135,6 +137,28 @@ class Experiments:
 
         f = self._filters({**filters, "status": status, "keep_unset": baselines})
         return build_report(self._store, f, scale=scale, digits=digits)
+
+    def compare(
+        self,
+        a: str | Sequence[str],
+        b: str | Sequence[str],
+        *,
+        by: str | Sequence[str] = (),
+        scale: float = 100.0,
+        status: Any = "succeeded",
+        **filters: Any,
+    ) -> Any:
+        """``kdreg compare``: ``a``/``b`` as its --a/--b (``"stage=pretrain"``), the other filters as
+        keywords; a :class:`~kdreg.reporting.compare.CompareResult` (render it with
+        :func:`kdreg.reporting.compare_tables.render`)."""
+        from kdreg.reporting.compare import compare, parse_side
+
+        def listed(value: str | Sequence[str]) -> list[str]:
+            return [value] if isinstance(value, str) else list(value)
+
+        f = self._filters({**filters, "status": status, "keep_unset": True})
+        return compare(self._store, parse_side(listed(a), "a"), parse_side(listed(b), "b"), f,
+                       by=listed(by), scale=scale)
 
     def run(self, ref: str | int) -> dict[str, Any]:
         """Everything about one run (id or config-hash prefix), as ``kdreg show --json``."""

@@ -3,7 +3,9 @@
 A run is identified by its **canonical config**: sorted JSON of everything that changes
 its numbers — the plugins (name, validated parameters, distribution and version), the
 stage, the seed, the evaluated languages, the hyper-parameters of the phases the stage
-uses, and the pipeline's own version — and by the sha256 of that JSON. Combinations
+uses, and the pipeline's own version — and by the sha256 of that JSON. Its **setup** is
+the same config without the seed (:mod:`kdreg.identity`): the runs a report averages
+over seeds, and ``kdreg compare`` pairs, share one. Combinations
 that cannot differ are merged by that hash (a corpus only matters for ``pretrain``/``both``;
 the loss does not matter for ``none``), so the grid is the product minus what does not
 apply.
@@ -26,6 +28,7 @@ from typing import Any
 
 from kdreg.errors import ConfigError
 from kdreg.hparams import HParams
+from kdreg.identity import canonical_json, config_hash, setup_hash
 from kdreg.languages import evaluation_languages, selected_languages
 from kdreg.plugins.registry import ResolvedPlugin
 from kdreg.plugins.resolve import PluginSet, ResolvedLoss
@@ -46,16 +49,6 @@ PHASES: dict[str, tuple[str, ...]] = {
     "both": ("teacher_finetune", "pretrain", "finetune"),
 }
 """The training phases each stage goes through (their hyper-parameters are in its config)."""
-
-
-def canonical_json(data: Any) -> str:
-    """Sorted, compact JSON: the same config always serialises to the same text."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def config_hash(data: Any) -> str:
-    """sha256 of the canonical JSON."""
-    return hashlib.sha256(canonical_json(data).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -138,8 +131,9 @@ def make_job(stage: str, seed: int, teacher: ResolvedPlugin, benchmark: Resolved
             })
         pretrain_key = keys[pretrain_id]
     text = canonical_json(config)
+    stored = json.loads(text)  # what the store keeps, and the setup is hashed from
     record = RunRecord(
-        config_hash=hashlib.sha256(text.encode()).hexdigest(), config=json.loads(text),
+        config_hash=hashlib.sha256(text.encode()).hexdigest(), config=stored, setup_hash=setup_hash(stored),
         teacher=teacher.name, teacher_spec=teacher.spec, benchmark=benchmark.name,
         benchmark_spec=benchmark.spec, stage=stage, seed=seed,
         student=student.name if student is not None else None,

@@ -31,6 +31,16 @@ class RunRecord:
     loss_spec: str | None = None
     corpus: str | None = None
     corpus_spec: str | None = None
+    setup_hash: str = ""
+    """sha256 of the config without its seed (:func:`kdreg.identity.setup_hash`); the grid sets it,
+    and the store derives it from ``config`` the same way for a record that leaves it empty."""
+
+
+MODEL_SPLIT = "model"
+PARAMETERS_METRIC = "parameters"
+"""A run's model size is stored as one result: split ``model``, metric ``parameters`` (the number of
+parameters of the model it evaluated), on its source language. The teacher rows' counts are how
+kdreg knows which teacher is larger (``kdreg claims``)."""
 
 
 @dataclass(frozen=True)

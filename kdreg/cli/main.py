@@ -31,6 +31,8 @@ COMMAND_MODULES = (
     "kdreg.cli.query",
     "kdreg.cli.show",
     "kdreg.cli.report",
+    "kdreg.cli.compare",
+    "kdreg.cli.claims",
     "kdreg.cli.export",
     "kdreg.cli.plugins",
     "kdreg.cli.db",

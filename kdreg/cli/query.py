@@ -55,7 +55,7 @@ GroupSeedsOption = Annotated[
                        "succeeded runs unless --status is given, as kdreg report counts.")
 ]
 
-GROUP_LABELS = ("teacher", "student", "stage", "loss", "benchmark", "corpus")
+GROUP_LABELS = ("teacher", "student", "stage", "loss", "benchmark", "corpus", "setup")
 TABLE_ROWS = 100
 """Rows a terminal table shows when no --limit is given."""
 
@@ -219,7 +219,8 @@ def group_rows(
     elif sort in ("runs", "seeds"):
         records.sort(key=lambda r: getattr(r[0], sort), reverse=descending is not False)
     elif sort != "default":
-        records.sort(key=lambda r: r[0].key.get(sort) or "", reverse=bool(descending))
+        records.sort(key=lambda r: {**r[0].key, "setup": r[0].setup}.get(sort) or "",
+                     reverse=bool(descending))
     if limit is not None:
         records = records[:limit]
     rows = []
@@ -232,6 +233,7 @@ def group_rows(
     if fmt in ("table", "markdown"):
         columns += value_columns
     else:
+        columns.insert(len(GROUP_LABELS), "setup_hash")
         columns += [f"{name}_{part}" for name in value_columns for part in ("mean", "std", "n")]
     return rows, columns
 

@@ -122,7 +122,8 @@ def _describe(executor: Any, spec: str) -> str:
 def _run_grid(plan_grid: Any, jobs: Any, *, db: str | None, retry_failed: bool, force: bool, runner: Any,
               executor_spec: str, label: str, device: str, fail_fast: bool, wait: bool,
               threads: int | None, defaults: str) -> None:
-    """Record and execute the grid, then print its table and what needs attention."""
+    """Record and execute the grid, then print its table, the claims' verdicts and what needs attention."""
+    from kdreg.cli.claims import print_claims
     from kdreg.cli.output import print_error
     from kdreg.cli.progress import RichReporter
     from kdreg.cli.summary import print_summary
@@ -155,6 +156,7 @@ def _run_grid(plan_grid: Any, jobs: Any, *, db: str | None, retry_failed: bool, 
                     "is stored; run the same command again to go on.")
         raise typer.Exit(exit_code(interrupt)) from None
     print_summary(store, outcome.grid_id)
+    print_claims(store, outcome.grid_id)
     _print_attention(outcome, plan)
     if outcome.failed:
         raise typer.Exit(1)

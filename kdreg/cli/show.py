@@ -30,6 +30,7 @@ def _print_record(record: dict[str, Any]) -> None:
     console.print(f"[bold]run {record['id']}[/] · [{status_style}]{_escape(status)}[/]")
     for label, key in (
         ("hash", "config_hash"),
+        ("setup", "setup_hash"),
         ("teacher", "teacher_spec"),
         ("student", "student_spec"),
         ("stage", "stage"),

@@ -9,6 +9,9 @@
   artifact), then fine-tuned with hard labels;
 * ``both`` — ``pretrain``, then ``finetune``.
 
+Every run also stores the parameter count of the model it evaluated (a result of split
+``model``, metric ``parameters``): the teacher's row gives the teacher's size.
+
 :class:`StagePipeline` is one process's view of that work on one device: it builds
 artifacts when a task asks for one and runs runs, keeping plugin instances and the
 fine-tuned teacher (and its logits) for the next task of the same process. A run never
@@ -39,7 +42,7 @@ from kdreg.pipeline.teacher_side import FineTunedTeacher
 from kdreg.pipeline.training import Device, seed_everything
 from kdreg.plugins.resolve import PluginSet
 from kdreg.plugins.spec import Head, LoadedModel
-from kdreg.records import CurveRecord, ResultRecord
+from kdreg.records import MODEL_SPLIT, PARAMETERS_METRIC, CurveRecord, ResultRecord
 
 Curves = dict[str, CurveRecord]
 
@@ -95,6 +98,7 @@ class StagePipeline:
                            batch_size=job.hparams.eval_batch_size, device=self.device,
                            sets=self.evaluation_sets, benchmark_key=job.benchmark.spec)
         results += self._extra_scores(benchmark, loaded)
+        results.append(self._model_size(benchmark, loaded))
         return results, curves
 
     def _initial_student(self, job: Job, head: Head, curves: Curves) -> LoadedModel:
@@ -112,6 +116,14 @@ class StagePipeline:
         loaded = self.plugins.instance(job.student).build(self.plugins.instance(job.teacher), head)
         self.loads.add("student", job.student.spec, head.kind, loaded)
         return loaded
+
+    @staticmethod
+    def _model_size(benchmark: Any, loaded: LoadedModel) -> ResultRecord:
+        """The evaluated model's parameter count, as a result (how claims know a teacher's size)."""
+        source = benchmark.source_language()
+        count = sum(p.numel() for p in loaded.model.parameters())
+        return ResultRecord(source, benchmark.normalize_language(source), MODEL_SPLIT, PARAMETERS_METRIC,
+                            float(count), True)
 
     @staticmethod
     def _extra_scores(benchmark: Any, loaded: LoadedModel) -> list[ResultRecord]:

@@ -30,6 +30,7 @@ KEY_NAMES = {
     "loss_spec": "loss",
     "benchmark_spec": "benchmark",
     "corpus_spec": "corpus",
+    "setup_hash": "setup_hash",
 }
 """Group-key columns and the names people see."""
 
@@ -101,19 +102,15 @@ class SeedGroup:
     languages: dict[str, Aggregate] = field(default_factory=dict)
     """Target (non-source) languages by normalised code."""
     zero_shot: Aggregate | None = None
-    setups: int = 1
-    """Distinct hyper-parameter settings among the runs (1: they differ only by seed)."""
+    setup: str = ""
+    """What sets this group's setup apart from others with the same plugin specs
+    (``finetune.learning_rate=3e-5``); empty when no other group shares its specs."""
     spellings: dict[str, str] = field(default_factory=dict)
     """Normalised code → the benchmark's own spelling of it, where it has exactly one."""
 
-    @property
-    def mixed(self) -> bool:
-        """Runs that differ in more than the seed (hyper-parameters, evaluated languages) were
-        pooled — worth a note under the table."""
-        return self.runs > self.seeds or self.setups > 1
-
-    def label(self, names: Sequence[str] = ("teacher", "student", "stage", "loss")) -> str:
-        return " · ".join(self.key.get(n) or "—" for n in names)
+    def label(self, names: Sequence[str] = ("teacher", "student", "stage", "loss", "setup")) -> str:
+        values = {**self.key, "setup": self.setup}
+        return " · ".join(values.get(n) or "—" for n in names if n != "setup" or self.setup)
 
     def cells(self, languages: Sequence[str] | None = None) -> dict[str, Aggregate | None]:
         """Value columns: ``source``, the given target languages (None: all), ``zero_shot``."""
@@ -130,6 +127,7 @@ class SeedGroup:
             **self.key,
             "metric": self.metric,
             "split": self.split,
+            "setup": self.setup or None,
             "runs": self.runs,
             "seeds": self.seeds,
             "source_lang": self.source_lang,
@@ -155,6 +153,7 @@ def group_sort_key(group: SeedGroup) -> tuple[Any, ...]:
         k.get("student") or "",
         k.get("loss") or "",
         k.get("corpus") or "",
+        group.setup,
     )
 
 
@@ -186,8 +185,8 @@ def seed_groups(source: Any, filters: Filters, metric: str, split: str) -> list[
     """Aggregate the filtered runs over seeds for one metric and split (two SQL statements).
 
     ``source`` is a Reader (statements run in parallel) or an open connection. Groups are
-    runs with the same teacher, student, stage, loss, benchmark and corpus (display forms,
-    parameters included).
+    the runs of one setup (their configs equal but for the seed, :mod:`kdreg.identity`);
+    groups whose plugin specs are equal are labelled by what differs (``setup``).
     """
     from kdreg.store.queries import (
         GROUP_KEY,
@@ -214,7 +213,6 @@ def seed_groups(source: Any, filters: Filters, metric: str, split: str) -> list[
             "key": {KEY_NAMES[name]: row[name] for name in GROUP_KEY},
             "runs": row["runs"],
             "seeds": row["seeds"],
-            "setups": row["setups"] or 1,
             "zero_shot": Aggregate.from_sums(row["n"], row["mean"], row["sumsq"]),
             "languages": {},
             "spellings": spellings.get(row["benchmark_spec"], {}),
@@ -228,5 +226,39 @@ def seed_groups(source: Any, filters: Filters, metric: str, split: str) -> list[
             group["source_lang"], group["source"] = row["lang"], value
         elif value is not None:
             group["languages"][row["lang"]] = value
-    out = [SeedGroup(metric=metric, split=split, **g) for g in groups.values()]
+    labels = setup_labels(source, {gid: g["key"] for gid, g in groups.items()})
+    out = [SeedGroup(metric=metric, split=split, setup=labels.get(gid, ""), **g) for gid, g in groups.items()]
     return sorted(out, key=group_sort_key)
+
+
+def setup_labels(source: Any, keys: Mapping[int, Mapping[str, Any]]) -> dict[int, str]:
+    """Labels of the groups (by id: their first run) whose plugin specs another group shares.
+
+    Only those groups' configs are read (one run each), so a store where every row has
+    its own specs costs nothing more.
+    """
+    from kdreg.reporting.setups import difference_labels
+
+    families: dict[tuple[Any, ...], list[int]] = {}
+    for gid, key in keys.items():
+        families.setdefault(tuple(v for k, v in key.items() if k != "setup_hash"), []).append(gid)
+    shared = [gids for gids in families.values() if len(gids) > 1]
+    if not shared:
+        return {}
+    configs = run_configs(source, [gid for gids in shared for gid in gids])
+    labels: dict[int, str] = {}
+    for gids in shared:
+        labels.update(difference_labels({gid: configs.get(gid) for gid in gids}))
+    return labels
+
+
+def run_configs(source: Any, run_ids: Sequence[int]) -> dict[int, Any]:
+    """The canonical configs of some runs (a few hundred ids per statement)."""
+    from sqlalchemy import select
+
+    from kdreg.store.reading import runs
+
+    ids = list(run_ids)
+    statements = [select(runs.c.id, runs.c.config).where(runs.c.id.in_(ids[i : i + 500]))
+                  for i in range(0, len(ids), 500)]
+    return {row["id"]: row["config"] for rows in fetch_all(source, statements) for row in rows}

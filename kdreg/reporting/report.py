@@ -1,13 +1,14 @@
 """The table a paper needs, from whatever is in the store.
 
 One :class:`ReportTable` per benchmark (and metric/split): rows are the groups of runs
-that differ only by seed — (teacher, student, stage, loss), plus the corpus when one was
-used — and columns are the source language, each target language and the zero-shot
-average; each cell is mean ± std over seeds with n, and the best mean per column among
-the students is marked (the teacher's row is the reference, never "best"); the
-benchmark's chance level comes with the table when the benchmark knows it. Rows follow
-the study's order (the teacher's own row, then stages none → finetune → pretrain →
-both), so the seed study is simply
+that differ only by seed (one *setup* each, :mod:`kdreg.identity`) — labelled (teacher,
+student, stage, loss), plus the corpus when one was used, plus what sets a setup apart
+when two rows share those (``setup``: ``finetune.learning_rate=3e-5``) — and columns are
+the source language, each target language and the zero-shot average; each cell is
+mean ± std over seeds with n, and the best mean per column among the students is marked
+(the teacher's row is the reference, never "best"); the benchmark's chance level comes
+with the table when the benchmark knows it. Rows follow the study's order (the teacher's
+own row, then stages none → finetune → pretrain → both), so the seed study is simply
 ``kdreg report --teacher X --student Y``.
 
 The table is a plain value; :mod:`kdreg.reporting.tables` renders it for a terminal,
@@ -89,6 +90,8 @@ def _label_columns(groups: Sequence[SeedGroup]) -> tuple[str, ...]:
     columns = ["teacher", "student", "stage", "loss"]
     if any(g.key.get("corpus") for g in groups):
         columns.append("corpus")
+    if any(g.setup for g in groups):  # rows whose specs are equal: what sets their setups apart
+        columns.append("setup")
     return tuple(columns)
 
 
@@ -139,24 +142,17 @@ def build_table(
         cells = (g.source, *(g.languages.get(lang) for lang in targets), g.zero_shot)
         if all(c is None for c in cells):
             continue
+        values = {**g.key, "setup": g.setup}
         rows.append(
             ReportRow(
-                label=tuple(g.key.get(name) or NO_LABEL for name in label_columns),
+                label=tuple(values.get(name) or NO_LABEL for name in label_columns),
                 cells=tuple(None if c is None else c.scaled(scale) for c in cells),
                 runs=g.runs,
                 seeds=g.seeds,
             )
         )
-        if g.setups > 1:
-            notes.append(
-                f"{g.label()}: its {g.runs} runs have {g.setups} different hyper-parameter settings, "
-                "pooled here; narrow with --grid (or keep studies in separate databases)."
-            )
-        elif g.mixed:
-            notes.append(
-                f"{g.label()}: {g.runs} runs but {g.seeds} distinct seeds — runs differing in "
-                "evaluated languages (or plugin versions) were pooled."
-            )
+        if g.runs > g.seeds:  # one setup and seed is one run for kdreg's grid: rows written by hand
+            notes.append(f"{g.label()}: {g.runs} runs of one setup but {g.seeds} distinct seeds.")
     skipped = len(groups) - len(rows)
     if skipped:
         notes.append(f"{skipped} group(s) without {first.metric}/{first.split} results left out.")

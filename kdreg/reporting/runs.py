@@ -59,6 +59,7 @@ def run_record(run: Any) -> dict[str, Any]:
     fields = (
         "id",
         "config_hash",
+        "setup_hash",
         "status",
         "teacher_spec",
         "student_spec",

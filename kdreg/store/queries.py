@@ -52,8 +52,10 @@ DIMENSIONS = {
 }
 """Run dimensions matched by name or full spec."""
 
-GROUP_KEY = ("teacher_spec", "student_spec", "stage", "loss_spec", "benchmark_spec", "corpus_spec")
-"""What identifies a group of runs that differ only by seed."""
+GROUP_KEY = (
+    "teacher_spec", "student_spec", "stage", "loss_spec", "benchmark_spec", "corpus_spec", "setup_hash"
+)
+"""What identifies a group of runs that differ only by seed: their setup (and the specs people read)."""
 
 
 # --------------------------------------------------------------------------- conditions
@@ -315,9 +317,8 @@ def select_language_spellings(f: Filters, metric: str, split: str,
 
 
 def select_zero_shot_sums(f: Filters, metric: str, split: str, key: Sequence[str] = GROUP_KEY) -> Select:
-    """Per group: its id and key, #runs, #distinct seeds, #distinct hyper-parameter settings, and
-    count/mean/sum of squares of the runs' zero-shot averages (each run's mean over all its
-    non-source languages).
+    """Per group: its id and key, #runs, #distinct seeds, and count/mean/sum of squares of the
+    runs' zero-shot averages (each run's mean over all its non-source languages).
 
     ``min(id)`` of a GROUP BY is the same group id as :func:`_grouped_runs`' window gives, so
     this statement needs no window of its own.
@@ -336,8 +337,6 @@ def select_zero_shot_sums(f: Filters, metric: str, split: str, key: Sequence[str
             *key_columns,
             func.count(runs.c.id).label("runs"),
             func.count(distinct(runs.c.seed)).label("seeds"),
-            # canonical configs are sorted JSON, so equal hyper-parameters are equal text
-            func.count(distinct(runs.c.config["hparams"].as_string())).label("setups"),
             func.count(zero_shot.c.zs).label("n"),
             func.avg(zero_shot.c.zs).label("mean"),
             func.sum(zero_shot.c.zs * zero_shot.c.zs).label("sumsq"),

@@ -27,6 +27,7 @@ runs = table(
     *(column(name, String) for dim in _TEXT for name in (dim, f"{dim}_spec")),
     column("stage", String),
     column("seed", Integer),
+    column("setup_hash", String),
     column("status", String),
     column("created_at", DateTime(timezone=True)),
     column("finished_at", DateTime(timezone=True)),

@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 VERSION_TABLE = "kdreg_alembic_version"
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0005"
 """The newest revision this kdreg knows (a test checks it equals Alembic's head)."""
 
 

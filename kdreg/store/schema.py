@@ -1,7 +1,8 @@
 """The experiment store's data model (SQLAlchemy 2 typed ORM).
 
 * a **grid** is one invocation of ``kdreg run`` (its command line and time);
-* a **run** is one combination, identified by the sha256 of its canonical config.
+* a **run** is one combination, identified by the sha256 of its canonical config; its
+  ``setup_hash`` (the config without the seed) names the runs that differ only by seed.
   What people filter on (teacher, student, loss, benchmark, corpus, stage, seed)
   are typed, indexed columns; the ``*_spec`` columns keep the full
   ``name:key=value`` form for display;
@@ -144,6 +145,9 @@ class Run(Base):
     corpus_spec: Mapped[str | None] = mapped_column(String(1000))
     stage: Mapped[str] = mapped_column(String(20), index=True)
     seed: Mapped[int] = mapped_column(Integer, index=True)
+    setup_hash: Mapped[str] = mapped_column(String(64), index=True, server_default="")
+    """sha256 of the config without the seed: the runs of one setup differ only by seed
+    (:mod:`kdreg.identity`). Reports group, and ``kdreg compare`` pairs, by it."""
 
     status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from kdreg.errors import RunNotFoundError, StoreError
+from kdreg.identity import setup_hash
 from kdreg.paths import resolve_db_url
 from kdreg.records import ResultRecord, RunRecord
 from kdreg.store.engine import make_engine, sqlite_path
@@ -94,7 +95,7 @@ class Store(RunLifecycle, TaskRecords, StatusReads):
         with self.session() as s:
             run = s.scalars(select(Run).where(Run.config_hash == record.config_hash)).first()
             if run is None:
-                run = Run(**record.__dict__, status="pending")
+                run = Run(**run_row(record), status="pending")
                 s.add(run)
                 try:
                     s.flush()
@@ -120,7 +121,7 @@ class Store(RunLifecycle, TaskRecords, StatusReads):
             try:
                 with self.session() as s:
                     for start in range(0, len(new), CHUNK):
-                        s.execute(insert(Run), [{**r.__dict__, "status": "pending", "attempts": 0}
+                        s.execute(insert(Run), [{**run_row(r), "status": "pending", "attempts": 0}
                                                 for r in new[start : start + CHUNK]])
             except StoreError:  # another process planned some of them first: one by one, as they are
                 for record in new:
@@ -191,6 +192,11 @@ class Store(RunLifecycle, TaskRecords, StatusReads):
         if run is None:
             raise RunNotFoundError(f"No run with id {run_id}.")
         return run
+
+
+def run_row(record: RunRecord) -> dict[str, Any]:
+    """The columns of a new run: the record's fields, with its setup derived from the config if unset."""
+    return {**record.__dict__, "setup_hash": record.setup_hash or setup_hash(record.config)}
 
 
 def open_store(url: str | None = None, *, create: bool = True, read_only: bool = False) -> Store:

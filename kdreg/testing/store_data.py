@@ -20,6 +20,7 @@ import random
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from kdreg.languages import normalize_language
 
@@ -59,6 +60,7 @@ class SyntheticRun:
 
     @property
     def config(self) -> dict[str, object]:
+        """Its canonical config: the seeds of one configuration share a setup (all but the seed)."""
         return {
             "teacher": self.teacher,
             "student": self.student,
@@ -67,7 +69,6 @@ class SyntheticRun:
             "corpus": self.corpus,
             "stage": self.stage,
             "seed": self.seed,
-            "status": self.status,
         }
 
     def scores(self, metric: str = "accuracy", split: str = "test") -> dict[str, float]:
@@ -240,3 +241,75 @@ def seeded_copy(cache_dir: Path, target: Path) -> list[SyntheticRun]:
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(template, target)
     return synthetic_runs()
+
+
+# --------------------------------------------------------------------------- runs with chosen numbers
+def _plugin_identity(spec: str | None) -> dict[str, object] | None:
+    """A plugin's identity as a canonical config holds it, from ``name:key=value,…``."""
+    if spec is None:
+        return None
+    name, _, text = spec.partition(":")
+    params = dict(item.split("=", 1) for item in text.split(",") if "=" in item)
+    return {"distribution": "kdreg", "name": name, "params": params, "version": "0.1.0"}
+
+
+def study_config(stage: str, seed: int, *, teacher: str = "mbert", student: str | None = "distil",
+                 loss: str | None = "kl", benchmark: str = "xnli", corpus: str | None = None,
+                 hparams: dict[str, dict[str, object]] | None = None) -> dict[str, object]:
+    """A canonical config of the shape the grid writes (plugins as identities, phases by stage)."""
+    phases = {"teacher": ("teacher_finetune",), "none": ("finetune",),
+              "finetune": ("teacher_finetune", "finetune"), "pretrain": ("pretrain", "finetune"),
+              "both": ("teacher_finetune", "pretrain", "finetune")}[stage]
+    given = hparams or {}
+    config: dict[str, object] = {
+        "teacher": _plugin_identity(teacher), "benchmark": _plugin_identity(benchmark), "seed": seed,
+        "pipeline": "2", "stage": stage, "languages": [],
+        "hparams": {phase: {"learning_rate": 5e-5, **given.get(phase, {})} for phase in phases},
+    }
+    if stage != "teacher":
+        config["student"] = _plugin_identity(student)
+        config["loss"] = _plugin_identity(loss) if stage != "none" else None
+        config["corpus"] = _plugin_identity(corpus) if stage in ("pretrain", "both") else None
+    return config
+
+
+def write_run(store: Any, config: dict[str, object], scores: dict[str, float], *, source: str = "en",
+              metric: str = "accuracy", split: str = "test", status: str = "succeeded",
+              grid: int | None = None, extra: tuple[tuple[str, str, float], ...] = ()) -> int:
+    """Plan, run and finish one run of ``config`` with ``scores`` (language → value) through the store API.
+
+    ``extra``: further (metric, split, value) results on the source language (e.g. a parameter count).
+    Returns the run's id.
+    """
+    from kdreg.identity import config_hash
+    from kdreg.store.store import ResultRecord, RunRecord
+
+    def spec(kind: str) -> str | None:
+        identity = config.get(kind)
+        if not isinstance(identity, dict):
+            return None
+        params = ",".join(f"{k}={v}" for k, v in identity["params"].items())
+        return f"{identity['name']}:{params}" if params else str(identity["name"])
+
+    def name(kind: str) -> str | None:
+        identity = config.get(kind)
+        return str(identity["name"]) if isinstance(identity, dict) else None
+
+    record = RunRecord(
+        config_hash=config_hash(config), config=config,
+        teacher=name("teacher") or "", teacher_spec=spec("teacher") or "",
+        benchmark=name("benchmark") or "", benchmark_spec=spec("benchmark") or "",
+        stage=str(config["stage"]), seed=int(config["seed"]),  # type: ignore[call-overload]
+        student=name("student"), student_spec=spec("student"), loss=name("loss"), loss_spec=spec("loss"),
+        corpus=name("corpus"), corpus_spec=spec("corpus"),
+    )
+    run_id, _ = store.plan_run(grid, record)
+    if status == "pending":
+        return run_id
+    store.start_run(run_id, {"synthetic": True})
+    results = [ResultRecord(lang, normalize_language(lang), split, metric, value, lang == source)
+               for lang, value in scores.items()]
+    results += [ResultRecord(source, normalize_language(source), s, m, v, True) for m, s, v in extra]
+    store.record_results(run_id, results)
+    store.finish_run(run_id, status)
+    return run_id

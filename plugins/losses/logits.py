@@ -73,6 +73,12 @@ class SoftTargetKL(Loss):
     and CE the hard-label cross-entropy at T = 1 over the same positions. The T² factor
     keeps the soft-target gradients' size independent of T, as the paper prescribes.
     α = 1 is pure distillation; the CE term is not computed then.
+
+    The defaults, T = 2 and α = 0.5, are a common soft-target setting (DistilBERT distils at
+    T = 2; Hinton et al. soften with T well above 1 and weigh the soft targets at least as
+    much as the hard ones). Much above T = 1 matters when the teacher is confident: a
+    fine-tuned teacher's softmax at T = 1 is nearly one-hot on its own training data, so
+    KD at T = 1 is hard-label training again. The offline default study uses T = 4, α = 0.9.
     """
 
     summary: ClassVar[str] = "Hinton et al. 2015 soft targets: α·T²·KL(teacher‖student) + (1−α)·CE"

@@ -56,7 +56,8 @@ def probe(tmp_path: Path, *argv: str) -> dict[str, object]:
 
 @pytest.mark.parametrize(
     "argv",
-    [("--help",), ("plugins",), ("plugins", "--json"), ("db", "current"), ("db", "path"), ("db", "history")],
+    [("--help",), ("plugins",), ("plugins", "--json"), ("db", "current"), ("db", "path"), ("db", "history"),
+     ("compare", "--help"), ("claims", "--help")],
     ids=" ".join,
 )
 def test_light_command_imports_nothing_heavy(tmp_path: Path, argv: tuple[str, ...]) -> None:

@@ -35,11 +35,17 @@ def test_every_stage_end_to_end(world: dict[str, str], kdreg_home: Path) -> None
     assert runs == {"teacher": "succeeded", "none": "succeeded", "finetune": "succeeded",
                     "pretrain": "succeeded", "both": "succeeded"}
     # every language × evaluation split × metric, the source flagged
-    per_run = _rows(db, "SELECT run_id, COUNT(*), SUM(is_source) FROM results GROUP BY run_id")
+    per_run = _rows(db, "SELECT run_id, COUNT(*), SUM(is_source) FROM results WHERE split != 'model' "
+                        "GROUP BY run_id")
     assert len(per_run) == 5 and all(count == 3 * 2 * 2 and source == 4 for _, count, source in per_run)
+    # and the size of the model each run evaluated: the teacher's row gives the teacher's
+    sizes = dict(_rows(db, "SELECT r.stage, v.value FROM results v JOIN runs r ON r.id = v.run_id "
+                           "WHERE v.split = 'model' AND v.metric = 'parameters' AND v.is_source"))
+    assert set(sizes) == set(runs) and all(n == int(n) > 0 for n in sizes.values())
+    assert sizes["teacher"] > sizes["none"] == sizes["finetune"]  # a 1-layer student of a 2-layer teacher
     langs = {row[0] for row in _rows(db, "SELECT DISTINCT lang FROM results")}
     assert langs == set(LANGUAGES)
-    values = [v for (v,) in _rows(db, "SELECT value FROM results")]
+    values = [v for (v,) in _rows(db, "SELECT value FROM results WHERE split != 'model'")]
     assert all(0.0 <= v <= 1.0 for v in values)
     phases = set(_rows(db, "SELECT r.stage, c.phase FROM curves c JOIN runs r ON r.id = c.run_id"))
     assert {("teacher", "teacher_finetune"), ("none", "finetune"), ("finetune", "finetune_kd"),
@@ -50,9 +56,15 @@ def test_every_stage_end_to_end(world: dict[str, str], kdreg_home: Path) -> None
     assert result.output.count("fine-tuning teacher") == 1
     env = _rows(db, "SELECT environment FROM runs WHERE stage = 'both'")[0][0]
     assert '"torch"' in env and '"distribution": "kdreg"' in env
-    # the summary table of this grid, as `kdreg report --grid 1` shows it
+    # the summary table of this grid, as `kdreg report --grid 1` shows it, and the claims' verdicts under it
     assert "grid 1 (`kdreg report --grid 1` shows it again)" in result.output
     assert "accuracy on test ×100" in result.output
+    claims = result.output[result.output.index("Claims of the seed study"):]
+    assert "1. KD in pretraining beats KD in fine-tuning on zero-shot targets: INCONCLUSIVE" in claims
+    assert "2. KD in fine-tuning may hurt zero-shot transfer (vs. no KD): INCONCLUSIVE" in claims
+    assert "one seed: an interval needs more seeds (kdreg run --seed 0,1,2)" in claims
+    assert "3. A larger teacher distils a better student (source and targets): INCONCLUSIVE" in claims
+    assert "needs distilled students of two teachers of different sizes" in claims
 
 
 def test_failing_combination_is_stored_and_retried_only_on_request(world: dict[str, str],
@@ -122,7 +134,8 @@ def test_numbers_do_not_depend_on_which_models_were_cached(world: dict[str, str]
     second = _invoke(*args, "--stage", "finetune", "--db", str(second_db))
     assert second.exit_code == 0 and "1 to run" in second.output
     assert second.output.count("fine-tuning teacher") == 1
-    assert _rows(first_db, query) == _rows(second_db, query) and len(_rows(first_db, query)) == 1 + 12
+    # a curve, 12 scores and the student's parameter count
+    assert _rows(first_db, query) == _rows(second_db, query) and len(_rows(first_db, query)) == 1 + 12 + 1
 
 
 def test_several_seeds_end_in_a_table_of_means_that_fits_the_terminal(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import random
 import statistics
 from collections import defaultdict
@@ -13,7 +12,8 @@ import pytest
 from kdreg.reporting.aggregate import Aggregate, seed_groups, zero_shot_average
 from kdreg.store.filters import build_filters
 from kdreg.store.queries import read_connection
-from kdreg.store.store import ResultRecord, RunRecord, open_store
+from kdreg.store.store import open_store
+from kdreg.testing.store_data import study_config, write_run
 
 
 def test_aggregate_of_values_is_mean_sample_std_and_n() -> None:
@@ -64,7 +64,7 @@ def test_seed_groups_match_hand_computed_means_and_stds(seeded, metric: str, spl
     for group in groups:
         k = group.key
         per_run = truth[(k["teacher"], k["student"], k["stage"], k["loss"], k["benchmark"], k["corpus"])]
-        assert group.runs == group.seeds == len(per_run) == 3 and not group.mixed
+        assert group.runs == group.seeds == len(per_run) == 3 and group.setup == ""
         assert group.source_lang == "en"
         for lang in ("de", "fr", "zh"):
             values = [scores[lang] for scores in per_run]
@@ -110,41 +110,30 @@ def test_a_run_without_results_counts_as_a_run_but_not_as_a_value(seeded) -> Non
     assert group.zero_shot.n == 3 and group.languages["de"].n == 3
 
 
-@pytest.mark.parametrize("seeds", [(0, 0), (0, 1)], ids=["same seed", "distinct seeds"])
-def test_runs_pooled_across_hyper_parameters_are_flagged(tmp_path: Path, seeds: tuple[int, int]) -> None:
-    """Caught by the seed count when seeds repeat, and by the hyper-parameters themselves when not."""
-    store = open_store(f"sqlite:///{tmp_path / 'mixed.db'}")
+def test_two_setups_of_the_same_plugins_are_two_groups_labelled_by_what_differs(tmp_path: Path) -> None:
+    """Runs that differ only in a hyper-parameter are never pooled: one group per setup."""
+    store = open_store(f"sqlite:///{tmp_path / 'setups.db'}")
     try:
-        for index, lr in enumerate((1e-5, 3e-5)):
-            record = RunRecord(
-                config_hash=f"{index:064x}",
-                config={"hparams": {"finetune": {"learning_rate": lr}}, "seed": seeds[index]},
-                teacher="mbert",
-                teacher_spec="mbert",
-                benchmark="xnli",
-                benchmark_spec="xnli",
-                stage="none",
-                seed=seeds[index],
-                student="layers",
-                student_spec="layers",
-            )
-            run_id, _ = store.plan_run(None, record)
-            store.start_run(run_id, {})
-            store.record_results(
-                run_id,
-                [
-                    ResultRecord("en", "en", "test", "accuracy", 0.8, True),
-                    ResultRecord("de", "de", "test", "accuracy", 0.6 + index / 10, False),
-                ],
-            )
-            store.finish_run(run_id, "succeeded")
+        for lr, de in ((3e-5, (0.60, 0.62)), (5e-5, (0.70, 0.74))):
+            for seed in (0, 1):
+                config = study_config("none", seed, hparams={"finetune": {"learning_rate": lr}})
+                write_run(store, config, {"en": 0.8, "de": de[seed]})
         with read_connection(store) as conn:
-            (group,) = seed_groups(conn, build_filters(), "accuracy", "test")
+            groups = seed_groups(conn, build_filters(), "accuracy", "test")
     finally:
         store.close()
-    assert (group.runs, group.seeds, group.setups, group.mixed) == (2, len(set(seeds)), 2, True)
-    assert group.languages["de"].mean == pytest.approx(0.65)
-    assert group.languages["de"].std == pytest.approx(math.sqrt(0.005))
+    assert [(g.setup, g.runs, g.seeds) for g in groups] == [
+        ("finetune.learning_rate=3e-5", 2, 2), ("finetune.learning_rate=5e-5", 2, 2)]
+    assert [g.languages["de"].mean for g in groups] == [pytest.approx(0.61), pytest.approx(0.72)]
+    assert groups[0].key["setup_hash"] != groups[1].key["setup_hash"]
+    assert groups[0].record()["setup"] == "finetune.learning_rate=3e-5"
+
+
+def test_a_group_alone_with_its_specs_has_no_setup_label(seeded) -> None:
+    store, _ = seeded
+    with read_connection(store) as conn:
+        groups = seed_groups(conn, build_filters(teacher="mbert", benchmark="xnli"), "accuracy", "test")
+    assert groups and all(g.setup == "" for g in groups)
 
 
 def test_a_reader_runs_the_statements_in_parallel_with_the_same_result(seeded) -> None:

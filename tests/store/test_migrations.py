@@ -35,6 +35,7 @@ from kdreg.store.store import Store
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 FIXTURE_0001 = FIXTURES / "kdreg-0001.db"
+FIXTURE_0004 = FIXTURES / "kdreg-0004.db"
 
 
 def checksum(path: Path) -> str:
@@ -69,7 +70,7 @@ def kdreg_here(*args: str) -> subprocess.CompletedProcess[str]:
 def test_schema_head_is_alembics_head() -> None:
     script = ScriptDirectory.from_config(alembic_config())
     assert script.get_heads() == [SCHEMA_HEAD]
-    assert FIXTURE_0001.exists(), "run python tests/fixtures/make_fixtures.py"
+    assert FIXTURE_0001.exists() and FIXTURE_0004.exists(), "run python tests/fixtures/make_fixtures.py"
 
 
 def test_fresh_database_is_exactly_the_models_schema(tmp_path: Path) -> None:
@@ -287,17 +288,19 @@ def test_another_alembic_user_in_the_same_database_does_not_collide(tmp_path: Pa
     assert rows(target, "SELECT version_num FROM alembic_version") == [("w1",)]
 
 
-def test_fixture_builder_is_reproducible(tmp_path: Path) -> None:
-    """The checked-in database is what make_fixtures.py builds (so it can be rebuilt and reviewed)."""
+@pytest.mark.parametrize("revision", ["0001", "0004"])
+def test_fixture_builder_is_reproducible(tmp_path: Path, revision: str) -> None:
+    """The checked-in databases are what make_fixtures.py builds (so they can be rebuilt and reviewed)."""
     env = {**os.environ, "PYTHONPATH": str(FIXTURES)}
     code = (
-        "import sys; from pathlib import Path; from make_fixtures import build_0001; "
-        "build_0001(Path(sys.argv[1]))"
+        f"import sys; from pathlib import Path; from make_fixtures import build_{revision}; "
+        f"build_{revision}(Path(sys.argv[1]))"
     )
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "again.db")],
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert dump(tmp_path / "again.db") == dump(FIXTURE_0001)  # content, not bytes: SQLite versions differ
+    fixture = FIXTURES / f"kdreg-{revision}.db"
+    assert dump(tmp_path / "again.db") == dump(fixture)  # content, not bytes: SQLite versions differ
 
 
 def dump(path: Path) -> list[str]:

@@ -37,6 +37,7 @@ from typer.testing import CliRunner  # noqa: E402
 
 from kdreg.cli.main import app  # noqa: E402
 from kdreg.errors import SchemaError, StoreError  # noqa: E402
+from kdreg.identity import setup_hash  # noqa: E402
 from kdreg.store.engine import make_engine  # noqa: E402
 from kdreg.store.migrate import SCHEMA_HEAD, VERSION_TABLE, current_revision, upgrade  # noqa: E402
 from kdreg.store.schema import Base, Curve, Grid, GridRun, Result, Run  # noqa: E402
@@ -77,6 +78,11 @@ def record(config_hash: str = "ab" * 32, **changes: object) -> RunRecord:
 def result(language: str, value: float, *, split: str = "test", metric: str = "accuracy") -> ResultRecord:
     return ResultRecord(language=language, lang=language[:2], split=split, metric=metric, value=value,
                         is_source=language == "en")
+
+
+def old_columns(run: RunRecord) -> dict[str, object]:
+    """A record's columns as a kdreg before schema 0005 wrote them (no setup)."""
+    return {k: v for k, v in run.__dict__.items() if k != "setup_hash"}
 
 
 def cli(*args: str) -> tuple[int, str, str]:
@@ -282,8 +288,8 @@ def test_database_at_0001_is_refused_then_upgraded_with_its_rows(new_database: C
             now = datetime.now(timezone.utc)
             grid = {"created_at": now, "command": "kdreg run", "config": {"seeds": [0]}}
             grid_id = conn.execute(Grid.__table__.insert().returning(Grid.__table__.c.id), grid).scalar()
-            run_id = conn.execute(Run.__table__.insert().returning(Run.__table__.c.id),
-                                  {**record().__dict__, "status": "succeeded", "created_at": now}).scalar()
+            run = {**old_columns(record()), "status": "succeeded", "created_at": now}
+            run_id = conn.execute(Run.__table__.insert().returning(Run.__table__.c.id), run).scalar()
             assert (grid_id, run_id) == (1, 1)
             conn.execute(GridRun.__table__.insert(), [{"grid_id": grid_id, "run_id": run_id}])
             conn.execute(Result.__table__.insert(), [
@@ -319,11 +325,86 @@ def test_database_at_0001_is_refused_then_upgraded_with_its_rows(new_database: C
         run = store.find_run(1)
         assert sorted((r.language, r.value) for r in run.results) == [("de", 0.7), ("en", 0.8)]
         assert run.curves[0].losses == [2.0, 1.0]
+        assert run.setup_hash == setup_hash(record().config)  # filled by migration 0005
         with store.engine.connect() as conn:
             flat = text("SELECT language, value, is_source FROM results_flat ORDER BY language")
             assert conn.execute(flat).all() == [("de", 0.7, False), ("en", 0.8, True)]
         run_id, status = store.plan_run(None, record("99" * 32))  # and it takes new runs
         assert (run_id, status) == (2, "pending")  # the id sequence survived the upgrade
+    finally:
+        store.close()
+
+
+FIXTURE_0004 = Path(__file__).resolve().parent.parent / "fixtures" / "kdreg-0004.db"
+FIXTURE_TABLES = ("grids", "runs", "grid_runs", "results", "curves", "tasks")  # parents first
+
+
+def fixture_rows(table: str) -> list[dict[str, object]]:
+    """The rows of a table of the SQLite fixture, as values for the same table on PostgreSQL."""
+    import sqlite3
+
+    from sqlalchemy import JSON, Boolean, DateTime
+
+    types = {c.name: getattr(c.type, "impl", c.type) for c in Base.metadata.tables[table].columns}
+    db = sqlite3.connect(FIXTURE_0004)
+    db.row_factory = sqlite3.Row
+    try:
+        rows = [dict(row) for row in db.execute(f"SELECT * FROM {table} ORDER BY rowid")]
+    finally:
+        db.close()
+    for row in rows:
+        for name, value in row.items():
+            if value is None:
+                continue
+            if isinstance(types[name], JSON):
+                row[name] = json.loads(value)
+            elif isinstance(types[name], Boolean):
+                row[name] = bool(value)
+            elif isinstance(types[name], DateTime):
+                row[name] = datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
+    return rows
+
+
+def test_database_at_0004_is_upgraded_keeping_every_row_and_filling_the_setups(
+    new_database: Callable[[], str],
+) -> None:
+    """The checked-in 0004 study, loaded into a PostgreSQL database at 0004, upgraded by the CLI."""
+    url = new_database()
+    engine = make_engine(url)
+    rows = {table: fixture_rows(table) for table in FIXTURE_TABLES}
+    try:
+        upgrade(engine, "0004")
+        with engine.begin() as conn:
+            for table in FIXTURE_TABLES:
+                conn.execute(Base.metadata.tables[table].insert(), rows[table])
+            for table in ("grids", "runs", "results", "curves", "tasks"):  # ids were given: move sequences on
+                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                                  f"(SELECT max(id) FROM {table}))"))
+        assert current_revision(engine) == "0004"
+    finally:
+        engine.dispose()
+
+    code, out, err = cli("db", "upgrade", "--db", url)
+    assert code == 0, err
+    assert out.strip() == f"{url}: 0004 → {SCHEMA_HEAD}"
+
+    store = open_store(url)
+    try:
+        assert schema_differences(store) == []
+        with store.engine.connect() as conn:
+            for table in FIXTURE_TABLES:
+                columns = list(rows[table][0])
+                table_clause = Base.metadata.tables[table]
+                stored = [dict(r) for r in conn.execute(
+                    table_clause.select().with_only_columns(*(table_clause.c[c] for c in columns))
+                    .order_by(*(table_clause.c[c] for c in columns[:2]))).mappings()]
+                assert stored == rows[table], table
+            hashes = dict(conn.execute(text("SELECT id, setup_hash FROM runs")).all())
+            assert conn.execute(text("SELECT count(*) FROM results_flat")).scalar() == len(rows["results"])
+        assert hashes == {row["id"]: setup_hash(row["config"]) for row in rows["runs"]}
+        assert hashes[2] == hashes[3] != hashes[4] == hashes[5]
+        run_id, _ = store.plan_run(None, record("98" * 32))
+        assert run_id == len(rows["runs"]) + 1
     finally:
         store.close()
 
@@ -390,8 +471,8 @@ def test_processes_on_other_machines_create_one_database_at_once(
         store.close()
 
 
-def test_report_notes_runs_pooled_across_hyper_parameters(new_database: Callable[[], str]) -> None:
-    """The JSON expression that counts hyper-parameter settings per row works on PostgreSQL too."""
+def test_report_has_one_row_per_setup_labelled_by_what_differs(new_database: Callable[[], str]) -> None:
+    """Grouping by setup and reading the configs that label them work on PostgreSQL too."""
     from kdreg.reporting.report import build_report
     from kdreg.store.filters import build_filters
     from kdreg.store.reading import open_reader
@@ -411,4 +492,7 @@ def test_report_notes_runs_pooled_across_hyper_parameters(new_database: Callable
         (table,) = build_report(reader, build_filters(status="succeeded"))
     finally:
         reader.close()
-    assert any("3 runs have 2 different hyper-parameter settings" in note for note in table.notes)
+    assert table.label_columns[-1] == "setup"
+    assert [(row.label[-1], row.runs, row.seeds) for row in table.rows] == [
+        ("finetune.learning_rate=0.0001", 2, 2), ("finetune.learning_rate=0.0005", 1, 1)]
+    assert table.rows[0].cells[1].mean == pytest.approx(55.0) and table.notes == ()

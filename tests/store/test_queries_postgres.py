@@ -132,3 +132,23 @@ def test_bulk_export_writes_exactly_the_rows_cell_by_cell(both, backend: str, tm
     assert pq.read_table(tmp_path / "flat.parquet").to_pylist() == [
         {k: utc(v) for k, v in r.items()} for r in typed
     ]
+
+
+def test_compare_and_claims_agree(both) -> None:
+    """Pairing reads configs (JSON) and scores; PostgreSQL must give what SQLite gives."""
+    from kdreg.reporting.claims import evaluate_claims
+    from kdreg.reporting.compare import compare, parse_side
+
+    sqlite, postgres = both
+    f = build_filters(status="succeeded", keep_unset=True)
+    sides = parse_side(["stage=pretrain"]), parse_side(["stage=finetune"], "--b")
+    x, y = compare(sqlite, *sides, f), compare(postgres, *sides, f)
+    assert [c.label for c in x.comparisons] == [c.label for c in y.comparisons]
+    assert len(x.comparisons) == 2 and all(len(c.pairs) == 2 * 2 * 3 * 3 for c in x.comparisons)
+    for cx, cy in zip(x.comparisons, y.comparisons, strict=True):
+        assert cx.pairs == cy.pairs
+        for mx, my in zip(cx.measures, cy.measures, strict=True):
+            assert (mx.column, mx.n) == (my.column, my.n)
+            assert mx.delta == pytest.approx(my.delta) and mx.p_value == pytest.approx(my.p_value)
+    claims_x, claims_y = evaluate_claims(sqlite, f), evaluate_claims(postgres, f)
+    assert [(c.verdict, c.reason) for c in claims_x] == [(c.verdict, c.reason) for c in claims_y]
