@@ -76,7 +76,7 @@ def claims(
 
     store = open_reader(db)
     try:
-        text = claims_text(store, filters, fmt=fmt, scale=scale, digits=digits)
+        text = claims_text(store, filters, fmt=fmt, scale=scale, digits=digits, width=console.width)
     finally:
         store.close()
     import sys
@@ -85,13 +85,13 @@ def claims(
 
 
 def claims_text(source: Any, filters: Any, *, fmt: str = "terminal", scale: float = 100.0,
-                digits: int = 1) -> str:
+                digits: int = 1, width: int | None = None) -> str:
     from kdreg.reporting.claims import evaluate_claims
     from kdreg.reporting.claims_tables import render
 
     metric, split = filters.metrics[0], filters.splits[0]
     found = evaluate_claims(source, filters, metric=metric, split=split, scale=scale)
-    return render(found, fmt, metric=metric, split=split, scale=scale, digits=digits)
+    return render(found, fmt, metric=metric, split=split, scale=scale, digits=digits, width=width)
 
 
 def print_claims(store: Any, grid_id: int) -> None:
@@ -108,7 +108,7 @@ def print_claims(store: Any, grid_id: int) -> None:
     metric = "accuracy" if "accuracy" in metrics else metrics[0]
     filters = build_filters(grid=grid_id, status="succeeded", metric=metric, keep_unset=True)
     console.print()
-    console.print(claims_text(store, filters).rstrip(), markup=False, highlight=False)
+    console.print(claims_text(store, filters, width=console.width).rstrip(), markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,11 +47,20 @@ def claim_lines(claim: Claim, digits: int) -> list[str]:
 
 
 def render_terminal(claims: Sequence[Claim], *, metric: str, split: str, scale: float,
-                    digits: int = 1) -> str:
+                    digits: int = 1, width: int | None = None) -> str:
+    """Plain lines; with ``width``, each is wrapped to it (continuations indented under their line)."""
     lines = [heading(metric, split, scale)]
     for claim in claims:
         lines += claim_lines(claim, digits)
+    if width is not None:
+        lines = [part for line in lines for part in _wrap(line, width)]
     return "\n".join(lines) + "\n"
+
+
+def _wrap(line: str, width: int) -> list[str]:
+    indent = " " * (len(line) - len(line.lstrip(" ")) + 2)
+    return textwrap.wrap(line, width=max(width, 40), subsequent_indent=indent,
+                         break_on_hyphens=False) or [line]
 
 
 def _md(text: str) -> str:
@@ -85,9 +95,9 @@ def claims_record(claims: Sequence[Claim], *, metric: str, split: str, scale: fl
 
 
 def render(claims: Sequence[Claim], fmt: str, *, metric: str, split: str, scale: float,
-           digits: int = 1) -> str:
+           digits: int = 1, width: int | None = None) -> str:
     if fmt == "terminal":
-        return render_terminal(claims, metric=metric, split=split, scale=scale, digits=digits)
+        return render_terminal(claims, metric=metric, split=split, scale=scale, digits=digits, width=width)
     if fmt == "markdown":
         return render_markdown(claims, metric=metric, split=split, scale=scale, digits=digits)
     if fmt == "json":

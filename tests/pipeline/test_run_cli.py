@@ -59,7 +59,7 @@ def test_every_stage_end_to_end(world: dict[str, str], kdreg_home: Path) -> None
     # the summary table of this grid, as `kdreg report --grid 1` shows it, and the claims' verdicts under it
     assert "grid 1 (`kdreg report --grid 1` shows it again)" in result.output
     assert "accuracy on test ×100" in result.output
-    claims = result.output[result.output.index("Claims of the seed study"):]
+    claims = " ".join(result.output[result.output.index("Claims of the seed study"):].split())
     assert "1. KD in pretraining beats KD in fine-tuning on zero-shot targets: INCONCLUSIVE" in claims
     assert "2. KD in fine-tuning may hurt zero-shot transfer (vs. no KD): INCONCLUSIVE" in claims
     assert "one seed: an interval needs more seeds (kdreg run --seed 0,1,2)" in claims

@@ -151,11 +151,14 @@ def test_the_command_prints_every_verdict_in_every_format(tmp_path: Path) -> Non
     done = CliRunner().invoke(app, ["claims", "--db", url])
     assert done.exit_code == 0, done.output
     lines = done.stdout.splitlines()
-    assert lines[0].startswith("Claims of the seed study — Δ = A − B in accuracy on test ×100; paired t-test")
-    assert "1. KD in pretraining beats KD in fine-tuning on zero-shot targets: SUPPORTED" in lines
-    assert "2. KD in fine-tuning may hurt zero-shot transfer (vs. no KD): INCONCLUSIVE" in lines
-    assert "3. A larger teacher distils a better student (source and targets): CONTRADICTED" in lines
-    assert any("zero-shot avg: Δ +10.0 [" in line and "n 10 pairs — supports" in line for line in lines)
+    assert max(len(line) for line in lines) <= 80  # wrapped to the terminal, continuations indented
+    text = " ".join(done.stdout.split())
+    assert text.startswith("Claims of the seed study — Δ = A − B in accuracy on test ×100; paired t-test")
+    assert "1. KD in pretraining beats KD in fine-tuning on zero-shot targets: SUPPORTED" in text
+    assert "2. KD in fine-tuning may hurt zero-shot transfer (vs. no KD): INCONCLUSIVE" in text
+    assert "3. A larger teacher distils a better student (source and targets): CONTRADICTED" in text
+    assert any(line.startswith("3. ") for line in lines)
+    assert "zero-shot avg: Δ +10.0 [" in text and "n 10 pairs — supports" in text
     data = json.loads(CliRunner().invoke(app, ["claims", "--db", url, "--format", "json"]).stdout)
     assert [c["verdict"] for c in data["claims"]] == [SUPPORTED, INCONCLUSIVE, CONTRADICTED]
     assert data["claims"][0]["evidence"][0]["delta"] == pytest.approx(10.0)
