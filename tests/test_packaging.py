@@ -37,6 +37,9 @@ def test_wheel_contains_every_package_and_data_file(tmp_path: Path) -> None:
     assert "kdreg/default_grid.toml" in names
     assert any(n.startswith("kdreg_migrations/versions/0001") for n in names)
     assert any(n.startswith("kdreg/cli/templates/") for n in names)
+    for folder in (p for p in (ROOT / "plugins" / "synthetic" / "pretrained").iterdir() if p.is_dir()):
+        for file in folder.iterdir():  # the shipped synthetic teachers, every file of each
+            assert f"kdreg_plugins/synthetic/pretrained/{folder.name}/{file.name}" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     for group in ("kdreg.teachers", "kdreg.students", "kdreg.losses", "kdreg.benchmarks", "kdreg.corpora"):

@@ -262,10 +262,16 @@ def canonical_spec(name: str, params: Any, defaults: Any | None = None) -> str:
     """``name:key=value,...`` listing only parameters that differ from their defaults, sorted.
 
     Defaults are taken field by field from the Params class, so a plugin with a required
-    parameter (``hf:path=...``) still drops its other, defaulted ones.
+    parameter (``hf:path=...``) still drops its other, defaulted ones. A Params class
+    whose defaults depend on another parameter (a size preset: ``synthetic:size=large``)
+    defines ``derived_defaults(self)`` — the values its fields take when not given — and
+    those are dropped too.
     """
     values = params_to_dict(params)
     base = params_to_dict(defaults) if defaults is not None else field_defaults(type(params))
+    derived = getattr(params, "derived_defaults", None)
+    if defaults is None and callable(derived):
+        base.update(derived())
     changed = sorted((k, v) for k, v in values.items() if k not in base or base[k] != v)
     if not changed:
         return name

@@ -1,13 +1,19 @@
-"""``synthetic`` teacher: a small multilingual BERT that kdreg pretrains itself, once per machine.
+"""``synthetic`` teacher: a small multilingual BERT pretrained by kdreg's own code, in two sizes.
 
-It plays mBERT's part in the offline default study. On first use it is pretrained
-with masked-LM on the synthetic corpus (:mod:`kdreg_plugins.synthetic.pretraining`)
-and saved under ``<kdreg cache>/synthetic/<key>``, where the key hashes everything
-that changes its weights: the world, the corpus, the model geometry, the training
-settings and :data:`CODE_VERSION`. Training happens in a temporary folder that is
+It plays mBERT's part (``size=base``) and BERT Large's (``size=large``) in the offline
+default study. Its weights come from masked-LM pretraining on the synthetic corpus
+(:mod:`kdreg_plugins.synthetic.pretraining`); the key of a teacher hashes everything
+that changes them: the world, the corpus, the geometry, the training settings and
+:data:`CODE_VERSION`.
+
+The two default teachers ship with kdreg, pretrained (``pretrained/<key>/``, made by
+``python -m kdreg_plugins.synthetic.ship``), so the default study starts at once; any
+other teacher (another world, geometry or schedule) is pretrained on first use and saved
+under ``<kdreg cache>/synthetic/<key>``. Training happens in a temporary folder that is
 renamed into place, under a file lock, so two processes never train it twice and a
-crash never leaves half a model behind. Later loads read the saved weights like any
-hub model (``from_pretrained`` by path).
+crash never leaves half a model behind. Weights are stored in float16 (rounded once,
+after training; shipped and locally pretrained alike) and loaded as float32 by path,
+like any hub model (``from_pretrained``).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from kdreg import progress
 from kdreg.plugins.spec import Head, LoadedModel, LoadReport, Teacher
@@ -29,34 +35,73 @@ from kdreg_plugins.synthetic.corpus import CorpusParams
 from kdreg_plugins.synthetic.pretraining import MLMSettings
 from kdreg_plugins.synthetic.world import World, WorldConfig, world_config
 
-CODE_VERSION = "synthetic-teacher-2"
-"""Bump when the world generator, tokenizer or pretraining loop changes the weights."""
+CODE_VERSION = "synthetic-teacher-3"
+"""Bump when the world generator, tokenizer, pretraining loop or storage changes the weights (3: float16)."""
+SHIPPED = Path(__file__).with_name("pretrained")
+"""The default teachers, pretrained, inside the package (read-only)."""
 COMPLETE = "kdreg-complete.json"
 MAX_POSITIONS = 64
 
 
 @dataclass(frozen=True)
-class TeacherParams(CorpusParams):
-    """The world and corpus it is pretrained on, its geometry and its pretraining."""
+class Size:
+    """A teacher capacity: geometry and the pretraining that suits it."""
 
-    layers: int = field(default=4, metadata={"help": "transformer layers"})
-    hidden: int = field(default=128, metadata={"help": "hidden size"})
-    heads: int = field(default=4, metadata={"help": "attention heads"})
-    intermediate: int = field(default=512, metadata={"help": "feed-forward size"})
-    steps: int = field(default=2000, metadata={"help": "masked-LM pretraining steps"})
+    layers: int
+    hidden: int
+    heads: int
+    intermediate: int
+    steps: int
+    learning_rate: float
+
+
+SIZES: dict[str, Size] = {
+    "base": Size(layers=4, hidden=128, heads=4, intermediate=512, steps=4000, learning_rate=2e-3),
+    "large": Size(layers=6, hidden=192, heads=4, intermediate=768, steps=4000, learning_rate=1e-3),
+}
+"""The two teachers of the default study (mBERT's and BERT Large's parts); see docs/synthetic.md."""
+SIZED = ("layers", "hidden", "heads", "intermediate", "steps", "learning_rate")
+"""Parameters that default to the chosen size's value."""
+
+
+def _by_size(help_text: str) -> Any:
+    return field(default=None, metadata={"help": f"{help_text} (default: the size's)"})
+
+
+@dataclass(frozen=True)
+class TeacherParams(CorpusParams):
+    """The world and corpus it is pretrained on, its size (geometry and pretraining) and its pretraining."""
+
+    size: Literal["base", "large"] = field(
+        default="base", metadata={"help": "base: 4 layers × 128, large: 6 × 192 (each its own pretraining)"})
+    layers: int | None = _by_size("transformer layers")
+    hidden: int | None = _by_size("hidden size")
+    heads: int | None = _by_size("attention heads")
+    intermediate: int | None = _by_size("feed-forward size")
+    steps: int | None = _by_size("masked-LM pretraining steps")
     batch_size: int = field(default=32, metadata={"help": "pretraining batch size"})
-    learning_rate: float = field(default=2e-3, metadata={"help": "peak pretraining learning rate"})
+    learning_rate: float | None = _by_size("peak pretraining learning rate")
     mlm_probability: float = field(default=0.3, metadata={"help": "share of tokens masked in pretraining"})
     pretrain_dropout: float = field(
         default=0.0, metadata={"help": "dropout while pretraining (fine-tuning always uses BERT's 0.1)"}
     )
     pretrain_seed: int = field(default=0, metadata={"help": "seed of initialisation, masking, batch order"})
 
+    def derived_defaults(self) -> dict[str, Any]:
+        """What the size sets when a parameter is not given (so ``synthetic:size=large`` stays that short)."""
+        preset = SIZES[self.size]
+        return {name: getattr(preset, name) for name in SIZED}
+
     def __post_init__(self) -> None:
         super().__post_init__()
-        if min(self.layers, self.hidden, self.heads, self.intermediate, self.steps, self.batch_size) < 1:
+        preset = SIZES[self.size]
+        for name in SIZED:  # recorded resolved, so a run's config says exactly which teacher it had
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, getattr(preset, name))
+        if min(self.layers, self.hidden, self.heads, self.intermediate, self.steps,  # type: ignore[type-var]
+               self.batch_size) < 1:
             raise ValueError("layers, hidden, heads, intermediate, steps and batch_size must be at least 1")
-        if self.hidden % self.heads:
+        if self.hidden % self.heads:  # type: ignore[operator]
             raise ValueError(f"hidden ({self.hidden}) must be a multiple of heads ({self.heads})")
         if not (0.0 < self.mlm_probability < 1.0 and 0.0 <= self.pretrain_dropout < 1.0):
             raise ValueError("mlm_probability must be within (0, 1) and pretrain_dropout within [0, 1)")
@@ -114,10 +159,14 @@ class SyntheticTeacher(Teacher):
         return hashlib.sha256(text.encode()).hexdigest()[:20]
 
     def path(self) -> Path:
-        """Where the pretrained teacher is (or will be) saved."""
+        """Where the pretrained teacher is saved when it is not shipped (or will be, on first use)."""
         from kdreg.paths import cache_dir
 
         return cache_dir() / "synthetic" / self.cache_key()
+
+    def shipped_path(self) -> Path:
+        """Where kdreg ships this teacher pretrained, if it is one of the default ones."""
+        return SHIPPED / self.cache_key()
 
     # --------------------------------------------------------------- loading
     def load_tokenizer(self) -> Any:
@@ -139,22 +188,26 @@ class SyntheticTeacher(Teacher):
 
     def load(self, head: Head) -> LoadedModel:
         folder = self.ensure_pretrained()
+        import torch
         from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
 
+        kwargs = {"output_loading_info": True, "dtype": torch.float32}  # stored in float16, trained in 32
         with quiet_transformers():  # the report is kept with the run rather than printed
             tokenizer = AutoTokenizer.from_pretrained(folder)
             if head.kind == "mlm":
-                model, info = AutoModelForMaskedLM.from_pretrained(folder, output_loading_info=True)
+                model, info = AutoModelForMaskedLM.from_pretrained(folder, **kwargs)
             else:
                 model, info = AutoModelForSequenceClassification.from_pretrained(
-                    folder, num_labels=head.num_labels, output_loading_info=True)
+                    folder, num_labels=head.num_labels, **kwargs)
         report = LoadReport.from_loading_info(model, info)
         return LoadedModel(model=model, tokenizer=tokenizer, load_report=report)
 
     def ensure_pretrained(self) -> Path:
-        """The folder of the pretrained teacher, pretraining it first if no process has yet."""
+        """The folder of the pretrained teacher: shipped, cached, or pretrained now if no process has yet."""
         from filelock import FileLock
 
+        if (self.shipped_path() / COMPLETE).exists():
+            return self.shipped_path()
         target = self.path()
         if (target / COMPLETE).exists():
             return target
@@ -199,10 +252,10 @@ class SyntheticTeacher(Teacher):
                 "teacher_pretrain", step, settings.steps, loss))
         finally:
             torch.set_flush_denormal(False)
-        # Saved with BERT's usual dropout, which fine-tuning then uses.
+        # Saved with BERT's usual dropout, which fine-tuning then uses, in float16 (half the bytes).
         model.config.hidden_dropout_prob = model.config.attention_probs_dropout_prob = 0.1
         with quiet_transformers():
-            model.save_pretrained(folder)
+            model.to(torch.float16).save_pretrained(folder)
             tokenizer.save_pretrained(folder)
         final = sum(losses[-50:]) / len(losses[-50:])
         summary = {"summary": f"synthetic teacher pretrained with masked LM ({len(losses)} steps)",
