@@ -181,11 +181,18 @@ def _in_memory(engine: Engine) -> bool:
 
 
 def _object_names(engine: Engine) -> set[str]:
-    """Tables and views in the database (reads only)."""
+    """Tables and views in the database (reads only).
+
+    Views first: each catalog query sees what was committed when it ran, and kdreg's view
+    is created after its tables — so a view seen here means its tables (and the version
+    table) are seen by the next query, never a view alone while another process is
+    creating the schema (which read as a foreign database and refused it).
+    """
     try:
         with engine.connect() as conn:
             inspector = inspect(conn)
-            return set(inspector.get_table_names()) | set(inspector.get_view_names())
+            views = set(inspector.get_view_names())
+            return views | set(inspector.get_table_names())
     except (DatabaseError, OperationalError) as exc:
         raise StoreError(
             f"{_label(engine)} is not a readable database ({_reason(exc)}); "

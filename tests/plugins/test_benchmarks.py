@@ -522,4 +522,4 @@ def test_kdreg_run_stores_per_language_sib200_results(
         for metric in ("accuracy", "macro_f1")
     }
     assert expected <= found
-    assert all(0.0 <= r.value <= 1.0 for r in rows)
+    assert all(0.0 <= r.value <= 1.0 for r in rows if r.split != "model")  # 'model': its parameter count

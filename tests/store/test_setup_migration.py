@@ -117,8 +117,8 @@ def test_backfill_computes_what_the_grid_computes(tmp_path: Path) -> None:
     """Runs a grid planned before 0005 get exactly the setup hash make_job gives them today."""
     request = build_request({"seed": ["0", "1"], "lang": ["l1", "l2"]})
     jobs = expand_grid(request, PluginSet())
-    assert len(jobs) == 10 and all(job.record.setup_hash for job in jobs)
-    assert len({job.record.setup_hash for job in jobs}) == 5  # two seeds of each of five setups
+    assert len(jobs) == 20 and all(job.record.setup_hash for job in jobs)  # 2 teachers × 2 seeds × 5
+    assert len({job.record.setup_hash for job in jobs}) == 10  # two seeds of each of ten setups
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = make_engine(url)
