@@ -28,6 +28,10 @@ STAGES = ("teacher", "none", "finetune", "pretrain", "both")
 KEY = ("teacher_spec", "student_spec", "stage", "loss_spec", "benchmark_spec", "corpus_spec")
 
 
+LABELS = {"xnli": 3, "pawsx": 2, "sib200": 7, "synthetic": 6}
+"""Each built-in benchmark's number of labels: chance accuracy is one over it (the report's ``chance``)."""
+
+
 def iso(column: str) -> str:
     """SQLite stores ``YYYY-MM-DD HH:MM:SS.ffffff``; ISO 8601 text has a T and drops a zero fraction."""
     return (f"CASE WHEN {column} IS NULL THEN NULL WHEN substr({column}, 21) = '000000' "
@@ -39,7 +43,10 @@ def query_de(conn: sqlite3.Connection, limit: int | None) -> None:
     order = "s.de DESC, r.id DESC" if limit else "r.id DESC"
     cursor = conn.execute(
         f"""SELECT r.id, r.config_hash, r.teacher_spec, r.student_spec, r.stage, r.loss_spec,
-                   r.benchmark_spec, r.corpus_spec, r.seed, r.status, s.metric, s.split, s.source_lang,
+                   r.benchmark_spec, r.corpus_spec, r.seed, r.status,
+                   CASE WHEN r.status = 'running'
+                        THEN CAST((julianday('now') - julianday(r.heartbeat_at)) * 86400 AS INTEGER) END,
+                   s.metric, s.split, s.source_lang,
                    s.source, s.de, s.zero_shot, s.targets, {iso('r.created_at')}
             FROM runs r JOIN (
                 SELECT run_id, metric, split,
@@ -54,8 +61,8 @@ def query_de(conn: sqlite3.Connection, limit: int | None) -> None:
     )
     writer = csv.writer(sys.stdout, lineterminator="\r\n")  # what `kdreg query -f csv` writes
     writer.writerow(["run", "hash", "teacher", "student", "stage", "loss", "benchmark", "corpus", "seed",
-                     "status", "metric", "split", "source_lang", "source", "de", "zero_shot", "targets",
-                     "created"])
+                     "status", "heartbeat_age", "metric", "split", "source_lang", "source", "de", "zero_shot",
+                     "targets", "created"])
     while rows := cursor.fetchmany(5000):
         writer.writerows(rows)
 
@@ -123,13 +130,14 @@ def report(conn: sqlite3.Connection, scale: float = 100.0) -> None:
             if all(c is None for c in cells):
                 continue
             record = {"benchmark": benchmark, "metric": "accuracy", "split": "test", "scale": scale,
+                      "chance": 1 / LABELS[benchmark] * scale if benchmark in LABELS else None,
                       "runs": g["runs"], "seeds": g["seeds"]}
             record.update({c: g["key"][f"{c}_spec" if c != "stage" else c] or "" for c in labels})
             for k, cell in zip(keys, cells, strict=True):
                 if cell is not None:
                     record.update({f"{k}_mean": cell[0], f"{k}_std": cell[1], f"{k}_n": cell[2]})
             out.append(record)
-    header = ["benchmark", "metric", "split", "scale", *header_labels, "runs", "seeds"]
+    header = ["benchmark", "metric", "split", "scale", "chance", *header_labels, "runs", "seeds"]
     header += [f"{k}_{part}" for k in header_keys for part in ("mean", "std", "n")]
     writer = csv.DictWriter(sys.stdout, fieldnames=header, lineterminator="\n")
     writer.writeheader()

@@ -78,6 +78,11 @@ class KdregGroup(TyperGroup):
                 raise
             print_error(str(exc))
             raise typer.Exit(1) from None
+        except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM/SIGHUP where a command handles them
+            from kdreg.execution.signals import exit_code
+
+            print_error("Interrupted.")
+            raise typer.Exit(exit_code(interrupt)) from None
         except Exception as exc:
             if debug():
                 raise
@@ -131,6 +136,8 @@ def main(argv: list[str] | None = None) -> None:
             raise
         print_error(str(exc))
         sys.exit(1)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
+        from kdreg.execution.signals import exit_code
+
         print_error("Interrupted.")
-        sys.exit(130)
+        sys.exit(exit_code(interrupt))

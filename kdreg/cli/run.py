@@ -77,6 +77,9 @@ def run(
     below; without either, the default study is the base and options given replace its
     values (kdreg run --seed 0,1,2 is the default study with three seeds).
     """
+    from kdreg.execution.signals import handle_termination
+
+    handle_termination()  # SIGTERM while planning stops as cleanly as later (nothing is written yet)
     from kdreg.cli.progress import progress_seconds
     from kdreg.execution.plan import plan_grid, preflight
     from kdreg.grid import expand_grid

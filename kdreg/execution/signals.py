@@ -74,6 +74,17 @@ def _raise_terminated(signum: int, _frame: FrameType | None) -> None:
     raise Terminated(signum)
 
 
+def handle_termination() -> None:
+    """From now on in this process, SIGTERM and SIGHUP raise :class:`Terminated` (main thread only).
+
+    For a command's whole life (``kdreg run``: a signal while it plans or imports ends it
+    with the shell's code, 143 or 129, and one line, as one while it trains does).
+    """
+    if threading.current_thread() is threading.main_thread():
+        for s in SIGNALS:
+            signal.signal(s, _raise_terminated)
+
+
 @contextmanager
 def termination_as_interrupt() -> Iterator[None]:
     """While inside, SIGTERM and SIGHUP raise :class:`Terminated` (main thread only; a no-op elsewhere)."""

@@ -25,7 +25,6 @@ from kdreg.pipeline.loads import ABOUT_KEY, LoadLog
 from kdreg.pipeline.phases import Trainer, geometry
 from kdreg.pipeline.shared_teacher import SharedTeacher
 from kdreg.pipeline.training import Curve, seed_everything
-from kdreg.plugins.resolve import PluginSet
 from kdreg.plugins.compatibility import (
     new_head_allowed,
     other_vocabulary_error,
@@ -33,6 +32,7 @@ from kdreg.plugins.compatibility import (
     refuse_untrained_mlm_head,
     same_vocabulary,
 )
+from kdreg.plugins.resolve import PluginSet
 from kdreg.plugins.spec import Head, LoadedModel, LoadReport
 from kdreg.records import CurveRecord
 

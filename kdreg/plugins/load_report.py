@@ -57,7 +57,8 @@ class LoadReport:
     def new_head(self) -> tuple[str, ...]:
         """Head weights (outside the encoder) initialised randomly: missing or mismatched."""
         inside = f"{self.encoder_prefix}." if self.encoder_prefix else None
-        return tuple(k for k in (*self.missing, *self.mismatched) if inside is None or not k.startswith(inside))
+        keys = (*self.missing, *self.mismatched)
+        return tuple(k for k in keys if inside is None or not k.startswith(inside))
 
     @property
     def new_encoder(self) -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""Pretrain the default synthetic teachers and put them in the package: ``python -m kdreg_plugins.synthetic.ship``.
+"""Pretrain the default synthetic teachers into the package: ``python -m kdreg_plugins.synthetic.ship``.
 
 The default study's teachers (:data:`~kdreg_plugins.synthetic.teacher.SIZES`) ship
 pretrained so that a first ``kdreg run`` does not spend minutes pretraining them. This

@@ -116,7 +116,8 @@ def test_errors_from_kdreg_run_write_nothing(kdreg_home: Path) -> None:
     assert "Only the distributions in KDREG_PLUGINS_ALLOW='other'" in the_error(
         kdreg(*base, "--dry-run", KDREG_PLUGINS_ALLOW="other"))
     long_loss = "+".join(["0.001*kl"] * 120)  # a valid loss whose spec is longer than the store keeps
-    assert "the store keeps at most 200" in the_error(kdreg(*base, "--loss", long_loss, "--stage", "finetune"))
+    too_long = kdreg(*base, "--loss", long_loss, "--stage", "finetune")
+    assert "the store keeps at most 200" in the_error(too_long)
     assert not (kdreg_home / "kdreg.db").exists()
     assert not kdreg_home.exists() or list(kdreg_home.iterdir()) == []
 

@@ -107,7 +107,8 @@ def test_end_of_run_table_fits_and_pools_seeds(seeded, monkeypatch: pytest.Monke
     assert re.search(r"^chance\s+33\.3", out, re.M) and re.search(r"^chance\s+14\.3", out, re.M)
 
 
-def test_a_dry_run_shows_only_what_differs_and_fits(monkeypatch: pytest.MonkeyPatch, kdreg_home: Path) -> None:
+def test_a_dry_run_shows_only_what_differs_and_fits(
+        monkeypatch: pytest.MonkeyPatch, kdreg_home: Path) -> None:
     """Two teachers: the runs table has a teacher column; what every run shares is said once, above it."""
     terminal(monkeypatch, 80)
     done = CliRunner().invoke(app, ["run", "--dry-run", "--teacher", "synthetic,synthetic:size=large"])

@@ -144,7 +144,8 @@ def test_several_seeds_end_in_a_table_of_means_that_fits_the_terminal(
     monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich's switch: stdout counts as a terminal
     monkeypatch.setenv("COLUMNS", "80")
     result = _invoke("run", "--teacher", world["teacher"], "--student", "layers:k=1", "--benchmark",
-                     world["benchmark"], "--stage", "teacher,none", "--seed", "0,1", "--config", world["grid"])
+                     world["benchmark"], "--stage", "teacher,none", "--seed", "0,1",
+                     "--config", world["grid"])
     assert result.exit_code == 0, result.output
     table = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout[result.stdout.index("grid 1 ("):])  # bold: best
     assert max(len(line) for line in table.splitlines()) <= 80, table
@@ -203,6 +204,26 @@ def test_an_interrupt_marks_the_run_interrupted_and_keeps_what_was_stored(
     assert _rows(db, "SELECT error FROM runs WHERE stage = 'none'") == [(f"Interrupted ({how})",)]
     teacher_results = "SELECT COUNT(*) FROM results r JOIN runs u ON u.id = r.run_id WHERE stage = 'teacher'"
     assert _rows(db, teacher_results)[0][0] > 0
+
+
+def test_sigterm_while_planning_ends_with_the_shells_code_and_writes_nothing(
+        world: dict[str, str], kdreg_home: Path) -> None:
+    """A signal before the grid is recorded (imports, preflight) ends kdreg as one after it: 143, one line."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent),
+                                                                       os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import os, signal, kdreg.grid as g\n"
+         "def stop(*a, **k): os.kill(os.getpid(), signal.SIGTERM)\n"
+         "g.expand_grid = stop\n"  # the signal arrives while the grid is being planned
+         "from kdreg.cli.main import main; main()",
+         "run", "--teacher", world["teacher"], "--student", "layers:k=1", "--benchmark", world["benchmark"],
+         "--stage", "none", "--config", world["grid"]],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr
+    assert stderr.strip().splitlines()[-1] == "error: Interrupted." and "Traceback" not in stderr
+    assert not (kdreg_home / "kdreg.db").exists()
 
 
 def test_cache_command_shows_size_and_clears(world: dict[str, str], kdreg_home: Path) -> None:

@@ -56,7 +56,8 @@ def test_hidden_state_kd_or_an_explicit_opt_in_runs_and_the_run_shows_its_random
     opted = invoke(*_args(world, teacher + ",allow_new_head=true", "--loss", "kl", "--stage", "pretrain"))
     assert opted.exit_code == 0, opted.output
     db = kdreg_home / "kdreg.db"
-    assert rows(db, "SELECT loss, status FROM runs ORDER BY id") == [("hidden", "succeeded"), ("kl", "succeeded")]
+    assert rows(db, "SELECT loss, status FROM runs ORDER BY id") == [
+        ("hidden", "succeeded"), ("kl", "succeeded")]
     loads = _loads(db, "pretrain")  # the first: KD on hidden states
     via = "student distilled in pretraining"
     assert [(e["role"], e["head"], e.get("via")) for e in loads] == [("student", "mlm", via),
@@ -79,7 +80,8 @@ def test_a_teacher_that_cannot_be_previewed_is_refused_by_its_real_load(
     assert runs["hidden"][0] == "succeeded"
     status, error = runs["kl"]
     assert status == "failed" and "no trained masked-LM head" in error and "\n" not in error
-    assert sorted(p.name.split("-")[0] for p in model_cache.models_dir().iterdir() if p.is_dir()) == ["student"]
+    built = sorted(p.name.split("-")[0] for p in model_cache.models_dir().iterdir() if p.is_dir())
+    assert built == ["student"]
 
 
 def test_every_run_records_what_it_loaded_through_the_fine_tuned_teacher(

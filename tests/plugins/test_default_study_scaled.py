@@ -13,17 +13,19 @@ contradicts, containing 0 is inconclusive).
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
+import tomllib
 
 from kdreg.request import DEFAULT_GRID
 
-WORLD = "languages=2,topics=3,nouns_per_topic=2,verbs_per_topic=1,generic_nouns=2,generic_verbs=1,adjectives=1"
+WORLD = ("languages=2,topics=3,nouns_per_topic=2,verbs_per_topic=1,generic_nouns=2,generic_verbs=1,"
+         "adjectives=1")
 TEACHER = f"synthetic:{WORLD},documents=600,heads=2,steps=200,batch_size=16"
-SMALL, LARGE = f"{TEACHER},layers=1,hidden=16,intermediate=32", f"{TEACHER},layers=2,hidden=32,intermediate=64"
+SMALL = f"{TEACHER},layers=1,hidden=16,intermediate=32"
+LARGE = f"{TEACHER},layers=2,hidden=32,intermediate=64"
 STAGES = ["none", "finetune", "pretrain", "both"]
 SMALL_SPEC, LARGE_SPEC = ("synthetic:" + ",".join(sorted(spec.removeprefix("synthetic:").split(",")))
                           for spec in (SMALL, LARGE))
@@ -71,7 +73,8 @@ def _verdict_of(measures: list[dict[str, Any]], direction: int) -> str:
 def _zero_shot(kdreg_cli: Any, *args: str) -> list[dict[str, Any]]:
     done = kdreg_cli("compare", *args, "--format", "json")
     assert done.returncode == 0, done.stderr
-    return [m for c in json.loads(done.stdout)["comparisons"] for m in c["measures"] if m["column"] == "zero_shot"]
+    comparisons = json.loads(done.stdout)["comparisons"]
+    return [m for c in comparisons for m in c["measures"] if m["column"] == "zero_shot"]
 
 
 def test_the_default_grid_has_both_teacher_sizes_every_stage_and_soft_targets() -> None:

@@ -18,9 +18,9 @@ from kdreg.plugins.spec import Head
 from kdreg.testing.tiny import save_tiny_bert
 from kdreg_plugins.models.teachers import HFTeacher, HFTeacherParams
 
-HEAD_KEYS = ("cls.predictions.bias", "cls.predictions.decoder.bias", "cls.predictions.transform.LayerNorm.bias",
-             "cls.predictions.transform.LayerNorm.weight", "cls.predictions.transform.dense.bias",
-             "cls.predictions.transform.dense.weight")
+HEAD_KEYS = ("cls.predictions.bias", "cls.predictions.decoder.bias",
+             "cls.predictions.transform.LayerNorm.bias", "cls.predictions.transform.LayerNorm.weight",
+             "cls.predictions.transform.dense.bias", "cls.predictions.transform.dense.weight")
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +52,13 @@ def test_a_checkpoint_without_its_masked_lm_head_reports_a_random_head(checkpoin
     report = _teacher(checkpoints["no head"]).load(Head("mlm")).load_report
     assert report is not None
     assert report.new_head == HEAD_KEYS and report.new_encoder == ()
-    assert report.unexpected == ("pooler.dense.bias", "pooler.dense.weight") and report.encoder_prefix == "bert"
+    assert report.unexpected == ("pooler.dense.bias", "pooler.dense.weight")
+    assert report.encoder_prefix == "bert"
     assert report.describe() == ("6 head weights initialised randomly (cls.predictions.*); "
                                  "2 checkpoint weights unused (pooler.dense.*)")
     complete = _teacher(checkpoints["with head"]).load(Head("mlm")).load_report
-    assert complete is not None and complete.clean and complete.describe() == "all weights loaded from the checkpoint"
+    assert complete is not None and complete.clean
+    assert complete.describe() == "all weights loaded from the checkpoint"
     # a classification head is new whatever the checkpoint: expected, and reported as such
     classifier = _teacher(checkpoints["with head"]).load(Head("classification", 2)).load_report
     assert classifier is not None and classifier.new_head == ("classifier.bias", "classifier.weight")
@@ -95,7 +97,7 @@ def test_a_stored_report_keeps_long_lists_short_and_reads_back() -> None:
 def test_a_cached_model_missing_its_trained_head_is_a_damaged_cache(checkpoints: dict[str, Path]) -> None:
     from kdreg.pipeline.artifacts import load_cached
 
-    with pytest.raises(DataError, match="lacks its trained mlm head.*kdreg cache clear"):
+    with pytest.raises(DataError, match=r"lacks its trained mlm head.*kdreg cache clear"):
         load_cached(checkpoints["no head"], Head("mlm"))
     with pytest.raises(DataError, match="lacks its trained classification head"):
         load_cached(checkpoints["with head"], Head("classification", 2), fine_tuned=True)

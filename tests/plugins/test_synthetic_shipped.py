@@ -1,4 +1,4 @@
-"""The default synthetic teachers ship pretrained, made by kdreg's own code (``kdreg_plugins.synthetic.ship``).
+"""The default synthetic teachers ship pretrained, made by kdreg's own code (``synthetic.ship``).
 
 If a change to the world, tokenizer, pretraining or sizes changes a default teacher's
 key, the first test fails until ``python -m kdreg_plugins.synthetic.ship`` is run and its

@@ -102,7 +102,8 @@ def test_seed_groups_count_what_report_counts(tmp_path: Path) -> None:
 
     runs = seeded_copy(tmp_path / "cache", tmp_path / "runs.db")
     url = f"sqlite:///{tmp_path / 'runs.db'}"
-    rerun = next(r for r in runs if (r.teacher, r.stage, r.benchmark, r.seed) == ("xlmr", "teacher", "xnli", 1))
+    wanted = ("xlmr", "teacher", "xnli", 1)
+    rerun = next(r for r in runs if (r.teacher, r.stage, r.benchmark, r.seed) == wanted)
     store = open_store(url, create=False)
     store.start_run(rerun.id, {"python": "3.11"})  # running again; its results stay until it ends
     store.close()
@@ -112,7 +113,7 @@ def test_seed_groups_count_what_report_counts(tmp_path: Path) -> None:
         (table,) = experiments.report(**filters)
         (everything,) = experiments.seed_groups(frame=False, status=["succeeded", "running"], **filters)
     assert group["seeds"] == 2 and group["fr_n"] == 2 and everything["fr_n"] == 3
-    assert [cell.n for cell in table.rows[0].cells if cell is not None][0] == 2
+    assert next(cell.n for cell in table.rows[0].cells if cell is not None) == 2
     shown = CliRunner().invoke(app, ["query", "--group-seeds", "--db", url, "--teacher", "xlmr", "--stage",
                                      "teacher", "--benchmark", "xnli", "--format", "json"])
     assert shown.exit_code == 0, shown.output
