@@ -99,6 +99,19 @@ def slurm() -> Iterator[Slurm]:
         yield cluster
 
 
+def _until_no_jobs(seconds: float = 15.0) -> None:
+    """Wait (a while at most) until the cluster lists no job, or cannot be asked."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            listed = subprocess.run(["squeue", "-h"], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return
+        if listed.returncode != 0 or not listed.stdout.strip():
+            return
+        time.sleep(0.5)
+
+
 @contextmanager
 def start_slurm() -> Iterator[Slurm]:
     """Start munged, slurmctld and slurmd on this machine (as root); stop them on leaving."""
@@ -136,6 +149,7 @@ def start_slurm() -> Iterator[Slurm]:
         yield Slurm(conf, root)
     finally:
         subprocess.run(["scancel", "--full", "-u", "root"], capture_output=True, timeout=30)
+        _until_no_jobs()  # let each job's slurmstepd end before slurmd goes (else it stays, orphaned)
         for pid_file in reversed(started):
             try:
                 os.kill(int(pid_file.read_text().strip()), 15)
