@@ -9,7 +9,7 @@ optimiser steps per second: the median of several windows after a warm-up. It ru
 * **busy** — with two busy-loop processes, started by this script, competing for the cores.
 
 for the **old** policy (torch's defaults: OpenMP threads spin while waiting, one thread
-per core) and kdreg's **new** one (``kdreg.threads``: threads wait passively). Goals
+per core) and kdreg's **new** one (``kdreg.threads``: a brief spin, then passive waiting). Goals
 (issue 15): new/old quiet ≥ 0.95 (no cost on a quiet machine) and new busy / new quiet ≥
 0.5 (the fair share of a machine that two other processes want).
 
@@ -67,7 +67,9 @@ def rate(n):
 rate(max(2, steps // 4))  # warm-up
 rates = [rate(steps) for _ in range(windows)]
 print(json.dumps({"steps_per_s": statistics.median(rates), "threads": torch.get_num_threads(),
-                  "wait_policy": os.environ.get("OMP_WAIT_POLICY", "(default: spin)")}))
+                  "wait_policy": os.environ.get("OMP_WAIT_POLICY", "(default: spin)")
+                                 + (f", GOMP_SPINCOUNT={os.environ['GOMP_SPINCOUNT']}"
+                                    if "GOMP_SPINCOUNT" in os.environ else "")}))
 """
 
 
@@ -77,7 +79,7 @@ def busy_loop() -> None:
 
 
 def measure(policy: str, folder: Path, steps: int, windows: int) -> dict[str, float]:
-    policy_variables = ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    policy_variables = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
     env = {k: v for k, v in os.environ.items() if k not in policy_variables}
     done = subprocess.run([sys.executable, "-c", WORKER, policy, str(folder), str(steps), str(windows)],
                           capture_output=True, text=True, env=env, timeout=1800)

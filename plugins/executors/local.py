@@ -9,9 +9,9 @@ share of the machine:
 * GPUs: worker *i* sees ``gpus[i % len(gpus)]`` through ``CUDA_VISIBLE_DEVICES``
   (default: every visible GPU; ``gpus=none`` keeps the workers on the CPU);
 * CPU threads: the cores are shared evenly (``OMP_NUM_THREADS`` before torch is
-  imported), so N workers do not oversubscribe the machine; torch's OpenMP threads wait
-  passively (``OMP_WAIT_POLICY=PASSIVE``) instead of spinning while another worker
-  computes.
+  imported), so N workers do not oversubscribe the machine; torch's OpenMP threads spin
+  only briefly, then sleep (:mod:`kdreg.threads`), instead of spinning while another
+  worker computes.
 
 Stopping is the planning process's decision. Workers ignore Ctrl-C (the terminal sends
 it to the whole process group); the planner sets a stop event, and each worker then

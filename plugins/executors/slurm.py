@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 from kdreg.errors import ConfigError
 from kdreg.plugins.spec import Executor
+from kdreg.threads import SPIN_COUNT
 
 NODE_LOCAL = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"))
 """Folders that are each node's own on a cluster."""
@@ -187,7 +188,7 @@ class SlurmExecutor(Executor):
             "time": p.time, "cpus_per_task": p.cpus_per_task, "array_parallelism": p.array_parallelism,
             "job_name": "kdreg", "additional_parameters": additional,
             "setup": [f"export OMP_NUM_THREADS={p.cpus_per_task} MKL_NUM_THREADS={p.cpus_per_task}",
-                      "export OMP_WAIT_POLICY=PASSIVE"],
+                      f"export OMP_WAIT_POLICY=PASSIVE GOMP_SPINCOUNT={SPIN_COUNT}"],
         }
         for name in ("partition", "account", "qos", "constraint"):
             if getattr(p, name):

@@ -19,18 +19,22 @@ try:
 except SystemExit:
     pass
 import torch
-print(os.environ.get("OMP_WAIT_POLICY"), torch.get_num_threads())
+print(os.environ.get("OMP_WAIT_POLICY"), os.environ.get("GOMP_SPINCOUNT"), torch.get_num_threads())
 """
 
 
 def test_the_cli_makes_torch_threads_wait_passively_unless_the_user_chose(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS")}
     done = subprocess.run([sys.executable, "-c", PROBE, "--help"], capture_output=True, text=True, env=env,
                           timeout=120)
-    assert done.stdout.strip().splitlines()[-1].startswith("PASSIVE ")
+    assert done.stdout.strip().splitlines()[-1].startswith("PASSIVE 3000 ")  # a brief spin, then sleep
     mine = subprocess.run([sys.executable, "-c", PROBE, "--help"], capture_output=True, text=True,
                           env={**env, "OMP_WAIT_POLICY": "ACTIVE"}, timeout=120)
-    assert mine.stdout.strip().splitlines()[-1].startswith("ACTIVE ")
+    assert mine.stdout.strip().splitlines()[-1].startswith("ACTIVE None ")  # the user's choice stands
+    spin = subprocess.run([sys.executable, "-c", PROBE, "--help"], capture_output=True, text=True,
+                          env={**env, "GOMP_SPINCOUNT": "0"}, timeout=120)
+    assert spin.stdout.strip().splitlines()[-1].startswith("None 0 ")
 
 
 def test_threads_option_and_variable(world: dict[str, str], kdreg_home: Path,
