@@ -20,6 +20,7 @@ from kdreg.cli.options import (
     LangOption,
     LossOption,
     MetricOption,
+    ScaleOption,
     SeedOption,
     SinceOption,
     SplitOption,
@@ -64,8 +65,7 @@ def compare(
     until: UntilOption = None,
     fmt: Annotated[str, typer.Option(
         "--format", "-f", help=f"Output format: {', '.join(COMPARE_FORMATS)}.")] = "terminal",
-    scale: Annotated[float, typer.Option(
-        "--scale", help="Multiply values (100 shows accuracy in %).")] = 100.0,
+    scale: ScaleOption = 100.0,
     digits: Annotated[int, typer.Option("--digits", min=0, max=6, help="Decimals of means and Δ.")] = 1,
     db: DbOption = None,
 ) -> None:

@@ -18,6 +18,7 @@ DbOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+ScaleOption = Annotated[float, typer.Option("--scale", help="Multiply values (100 shows accuracy in %).")]
 FormatOption = Annotated[
     str,
     typer.Option("--format", "-f", help=f"Output format: {', '.join(FORMATS)}."),

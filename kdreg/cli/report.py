@@ -22,6 +22,7 @@ from kdreg.cli.options import (
     LangOption,
     LossOption,
     MetricOption,
+    ScaleOption,
     SeedOption,
     SinceOption,
     SplitOption,
@@ -46,7 +47,6 @@ OutOption = Annotated[
     ),
 ]
 PlotFormatOption = Annotated[str, typer.Option("--plot-format", help="Plot file type: png or svg.")]
-ScaleOption = Annotated[float, typer.Option("--scale", help="Multiply values (100 shows accuracy in %).")]
 DigitsOption = Annotated[int, typer.Option("--digits", min=0, max=6, help="Decimals in cells.")]
 BaselinesOption = Annotated[
     bool,
