@@ -99,13 +99,14 @@ def print_claims(store: Any, grid_id: int) -> None:
 
     Judged in the metric the grid's table shows (accuracy when the benchmark has it).
     """
+    from kdreg.cli.summary import table_metric
     from kdreg.store.filters import build_filters
 
     results = store.test_results([run.id for run in store.grid_runs(grid_id)])
     metrics = list(dict.fromkeys(r.metric for r in results))
     if not metrics:
         return
-    metric = "accuracy" if "accuracy" in metrics else metrics[0]
+    metric = table_metric(metrics)
     filters = build_filters(grid=grid_id, status="succeeded", metric=metric, keep_unset=True)
     console.print()
     console.print(claims_text(store, filters, width=console.width).rstrip(), markup=False, highlight=False)

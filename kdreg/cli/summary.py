@@ -16,6 +16,11 @@ from typing import Any
 from kdreg.cli.output import console
 
 
+def table_metric(metrics: list[str]) -> str:
+    """The metric a grid's table shows from those recorded (in order): accuracy if there, else the first."""
+    return "accuracy" if "accuracy" in metrics else metrics[0]
+
+
 def summary_tables(store: Any, grid_id: int) -> list[Any]:
     """The report tables of grid ``grid_id``'s test results, one per benchmark."""
     from kdreg.reporting.chance import chance_level
@@ -30,7 +35,7 @@ def summary_tables(store: Any, grid_id: int) -> list[Any]:
         found = metrics.setdefault(benchmark_of[r.run_id], [])
         if r.metric not in found:
             found.append(r.metric)
-    chosen = {b: ("accuracy" if "accuracy" in found else found[0]) for b, found in metrics.items()}
+    chosen = {b: table_metric(found) for b, found in metrics.items()}
     tables = []
     for metric in dict.fromkeys(chosen.values()):
         filters = Filters(grid=(grid_id,), metric=(metric,), split=("test",))
