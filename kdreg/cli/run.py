@@ -100,10 +100,13 @@ def run(
                "stage": stage, "seed": seed, "lang": lang}
     request = build_request({k: v or [] for k, v in options.items()}, config, executor)
     plugins = PluginSet()  # one instance per plugin for the whole grid, checked once
-    jobs = expand_grid(request, plugins)
-    unavailable = preflight(jobs, plugins, gather=dry_run)  # a dry run shows the plan and marks them
     chosen = plugins.resolve("executor", request.executor)
     runner = plugins.checked(chosen)
+    warm_up = getattr(runner, "warm_up", None)
+    if callable(warm_up) and not dry_run:
+        warm_up()  # workers start while the grid is planned
+    jobs = expand_grid(request, plugins)
+    unavailable = preflight(jobs, plugins, gather=dry_run)  # a dry run shows the plan and marks them
     require_device(device)  # a bad --device fails before the database is touched
     label = _describe(runner, chosen.spec)
     if dry_run:

@@ -343,6 +343,14 @@ class Executor(Plugin):
         """The engine's state of each job it still knows (shown by ``kdreg status``)."""
         return {}
 
+    def warm_up(self) -> None:
+        """Start now what takes long to start (a pool of workers, a connection); optional.
+
+        kdreg calls it once it knows the grid will run, before it plans the grid, so the
+        start overlaps the planning. It must return at once; ``execute`` may still find
+        nothing started (a grid with nothing to run never gets there).
+        """
+
     def execute(self, graph: TaskGraph, monitor: Monitor) -> None:
         """Run every task of ``graph`` once, each only after the tasks in its ``depends_on`` have finished.
 

@@ -1,8 +1,11 @@
 """``local``: a grid's tasks in N worker processes on this machine, each on its share of the hardware.
 
-The pool is Python's own :class:`concurrent.futures.ProcessPoolExecutor` with the
-``spawn`` start method (a fresh interpreter per worker: no CUDA state or threads
-inherited from the planning process). This module only decides what runs when — a task
+The pool is Python's own :class:`concurrent.futures.ProcessPoolExecutor`. CPU workers are
+forked from a server that has already imported torch and transformers (the ``forkserver``
+start method, :mod:`kdreg.execution.forkserver`; :meth:`LocalExecutor.warm_up` starts it
+while the grid is planned), so N workers do not each spend seconds importing; GPU workers
+are started fresh (``spawn``: a CUDA driver does not survive a fork). Neither inherits the
+planning process's threads or CUDA state. This module only decides what runs when — a task
 is submitted once every task it depends on has finished — and gives each worker its
 share of the machine:
 
@@ -14,9 +17,10 @@ share of the machine:
   worker computes.
 
 Stopping is the planning process's decision. Workers ignore Ctrl-C (the terminal sends
-it to the whole process group); the planner sets a stop event, and each worker then
-interrupts its task (its run is marked interrupted) and exits. A worker also stops when
-its planning process dies, even by ``kill -9``. A worker that dies outright (``kill -9``,
+it to the whole process group) and watch a pipe whose only writing end the planner holds:
+the planner closes it to stop them — and the kernel closes it when the planner dies, even
+by ``kill -9`` — and each worker then interrupts its task (its run is marked interrupted)
+and exits. A worker that dies outright (``kill -9``,
 the OOM killer) breaks the pool: the tasks it held are settled by the monitor (the
 killed run is marked interrupted), the pool is rebuilt, and the other tasks go on.
 """
@@ -35,7 +39,6 @@ from typing import Any
 from kdreg.plugins.spec import Executor
 
 POLL_SECONDS = 0.1
-WATCH_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,13 @@ def cpu_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def gpu_devices_present() -> bool:
+    """Whether this machine may have a GPU: NVIDIA's or ROCm's device files, or no way to tell (not Linux)."""
+    if not os.path.isdir("/dev"):
+        return True
+    return any(os.path.exists(path) for path in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg"))
+
+
 def visible_gpus() -> list[str]:
     """Indices of the GPUs this process sees."""
     import torch
@@ -74,11 +84,11 @@ def visible_gpus() -> list[str]:
 
 
 # ------------------------------------------------------------------ worker side
-def _watch(stop: Any, parent: int) -> None:
-    """Terminate this worker (cleanly, through SIGTERM) when told to stop or when the planner is gone."""
-    while not stop.wait(WATCH_SECONDS):
-        if os.getppid() != parent:
-            break
+def _watch(planner: Any) -> None:
+    """Terminate this worker (cleanly, through SIGTERM) once the planner closes its pipe, or dies."""
+    from multiprocessing.connection import wait as wait_for
+
+    wait_for([planner])  # readable at end of file: no writer is left
     os.kill(os.getpid(), signal.SIGTERM)
 
 
@@ -91,8 +101,7 @@ def _on_terminate(signum: int, frame: Any) -> None:
     os._exit(128 + signum)
 
 
-def _init_worker(slots: Any, gpus: list[str] | None, threads: int, stop: Any, events: Any,
-                 parent: int) -> None:
+def _init_worker(slots: Any, gpus: list[str] | None, threads: int, planner: Any, events: Any) -> None:
     slot = slots.get()
     if gpus is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)] if gpus else ""
@@ -104,7 +113,7 @@ def _init_worker(slots: Any, gpus: list[str] | None, threads: int, stop: Any, ev
     from kdreg.execution.worker import set_event_sink
 
     set_event_sink(events.put)
-    threading.Thread(target=_watch, args=(stop, parent), name="kdreg-watch", daemon=True).start()
+    threading.Thread(target=_watch, args=(planner,), name="kdreg-watch", daemon=True).start()
 
 
 def _run(call: Any) -> Any:
@@ -137,17 +146,40 @@ class LocalExecutor(Executor):
         threads = p.threads or max(1, cpu_cores() // workers)
         return workers, gpus, threads
 
+    def warm_up(self) -> None:
+        """Start the fork server of CPU workers now, so that its imports overlap the planning.
+
+        Only when it is plain without importing torch that no GPU will be used (``gpus=none``,
+        or no GPU device on this machine): asking torch would cost the planner the very import
+        the server is meant to overlap.
+        """
+        if self.params.gpus == "none" or (not self.params.gpus and not gpu_devices_present()):
+            from kdreg.execution.forkserver import start
+
+            start()
+
+    def context(self, gpus: list[str] | None) -> Any:
+        """How workers start: forked from the warm server on the CPU, spawned fresh for GPUs."""
+        import multiprocessing
+
+        if not gpus:
+            from kdreg.execution.forkserver import fork_context
+
+            forked = fork_context()
+            if forked is not None:
+                return forked
+        return multiprocessing.get_context("spawn")
+
     def describe(self) -> str:
         workers, gpus, threads = self.layout()
         where = f"GPUs {'+'.join(gpus)}" if gpus else "CPU"
         return f"local: {workers} workers × {threads} thread{'s' if threads > 1 else ''} on {where}"
 
     def execute(self, graph: Any, monitor: Any) -> None:
-        import multiprocessing
-
-        context = multiprocessing.get_context("spawn")
         workers, gpus, threads = self.layout()
-        events, stop = context.Queue(), context.Event()
+        context = self.context(gpus)
+        events = context.Queue()
+        planner, stop = context.Pipe(duplex=False)  # workers read; closing ``stop`` stops them
         order = {task.key: i for i, task in enumerate(graph.tasks)}
 
         def new_pool() -> ProcessPoolExecutor:
@@ -155,7 +187,7 @@ class LocalExecutor(Executor):
             for slot in range(workers):
                 slots.put(slot)
             return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
-                                       initargs=(slots, gpus, threads, stop, events, os.getpid()))
+                                       initargs=(slots, gpus, threads, planner, events))
 
         pending = list(graph.tasks)
         finished: set[str] = set()
@@ -193,12 +225,14 @@ class LocalExecutor(Executor):
                             pending.append(again)
                     pending.sort(key=lambda t: order[t.key])
         except BaseException:
-            stop.set()  # every worker interrupts its task (its run is marked interrupted) and exits
+            stop.close()  # every worker interrupts its task (its run is marked interrupted) and exits
             pool.shutdown(wait=True, cancel_futures=True)
             _drain(events, monitor)
             raise
         finally:
             pool.shutdown(wait=True)
+            stop.close()
+            planner.close()
             events.close()
 
 
