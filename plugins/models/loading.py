@@ -249,6 +249,29 @@ def check_available(source: ModelSource) -> None:
         hf_hub_download(source.location, "config.json", revision=source.revision)
 
 
+def stored_config(source: ModelSource) -> dict[str, Any] | None:
+    """The model's ``config.json`` as a dict, from its folder or the Hub cache; None when not on disk.
+
+    Reads the file only (no transformers import, no download): what planning asks of a
+    configuration (its number of layers) it can have in a millisecond.
+    """
+    import json
+
+    local = source.local_path
+    if local is not None:
+        path: Path | None = local / "config.json"
+    else:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(source.location, "config.json", revision=source.revision)
+        path = Path(cached) if isinstance(cached, str) else None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8")) if path is not None else None
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def load_tokenizer(source: ModelSource) -> Any:
     """``AutoTokenizer.from_pretrained`` of the source."""
     from transformers import AutoTokenizer

@@ -94,9 +94,12 @@ def spread(total: int, keep: int) -> list[int]:
     return [i * total // keep for i in range(keep)]
 
 
+_LAYER_KEYS = ("num_hidden_layers", "n_layers", "num_layers")
+
+
 def layer_count(config: Any) -> int:
     """Transformer layers of a config (``num_hidden_layers``; DistilBERT maps it to ``n_layers``)."""
-    for name in ("num_hidden_layers", "n_layers", "num_layers"):
+    for name in _LAYER_KEYS:
         value = getattr(config, name, None)
         if isinstance(value, int):
             return value
@@ -104,6 +107,23 @@ def layer_count(config: Any) -> int:
         f"Cannot tell how many layers a {type(config).__name__} has; students 'layers' and 'small' need a "
         "BERT-like encoder (use the hf student instead)."
     )
+
+
+def teacher_layer_count(teacher: Teacher) -> int | None:
+    """The teacher's layers, told without importing transformers when its plugin can.
+
+    A teacher with ``stored_config()`` (its ``config.json`` as a dict, read from disk) answers
+    from it — planning a grid then needs no model library; otherwise, or when the file names
+    its layers otherwise (GPT-2's ``n_layer``), its ``load_config()``. None when it has neither.
+    """
+    stored_config = getattr(teacher, "stored_config", None)
+    stored = stored_config() if callable(stored_config) else None
+    if isinstance(stored, dict):
+        for name in _LAYER_KEYS:
+            if isinstance(stored.get(name), int) and not isinstance(stored.get(name), bool):
+                return int(stored[name])
+    load_config = getattr(teacher, "load_config", None)
+    return layer_count(load_config()) if callable(load_config) else None
 
 
 def _set_layer_count(config: Any, count: int, kept: Sequence[int]) -> None:
@@ -168,9 +188,9 @@ class LayersStudent(Student):
 
     def check_teacher(self, teacher: Teacher) -> None:
         """Refuse k beyond the teacher's depth before anything runs (from its config, no weights)."""
-        load_config = getattr(teacher, "load_config", None)
-        if callable(load_config):
-            self._kept_count(layer_count(load_config()))
+        total = teacher_layer_count(teacher)
+        if total is not None:
+            self._kept_count(total)
 
     def _kept_count(self, total: int) -> int:
         k = self.params.k if self.params.k is not None else max(1, total // 2)
@@ -242,9 +262,7 @@ class SmallStudent(Student):
 
     def check_teacher(self, teacher: Teacher) -> None:
         """Refuse a teacher whose architecture has no layer count to shrink (from its config, no weights)."""
-        load_config = getattr(teacher, "load_config", None)
-        if callable(load_config):
-            layer_count(load_config())
+        teacher_layer_count(teacher)
 
     def build(self, teacher: Teacher, head: Head) -> LoadedModel:
         describe = (getattr(teacher, "load_config", None), getattr(teacher, "load_tokenizer", None))

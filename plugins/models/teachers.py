@@ -25,6 +25,7 @@ from kdreg_plugins.models.loading import (
     load_config,
     load_pretrained,
     load_tokenizer,
+    stored_config,
 )
 
 MAX_PATH_LENGTH = 1000
@@ -118,6 +119,10 @@ class HFTeacher(Teacher):
     def load_config(self) -> Any:
         """The model's configuration (no weights read)."""
         return load_config(self.source())
+
+    def stored_config(self) -> dict[str, Any] | None:
+        """Its ``config.json`` as a dict when on disk (no transformers import): planning reads its layers."""
+        return stored_config(self.source())
 
     def load_tokenizer(self) -> Any:
         """The model's tokenizer (no weights read)."""

@@ -175,6 +175,10 @@ class SyntheticTeacher(Teacher):
 
         return build_tokenizer(World(world_config(self.params)).vocabulary, model_max_length=MAX_POSITIONS)
 
+    def stored_config(self) -> dict[str, Any]:
+        """What planning asks of the configuration (its layers), without importing transformers."""
+        return {"num_hidden_layers": self.params.layers}
+
     def load_config(self) -> Any:
         """The teacher's BertConfig, without pretraining anything."""
         from transformers import BertConfig

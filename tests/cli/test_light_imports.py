@@ -133,3 +133,27 @@ def test_every_command_module_registers_the_command_named_after_it() -> None:
     assert list(group.commands) == [m.rsplit(".", 1)[-1] for m in COMMAND_MODULES]
     for name in group.commands:  # building a command imports its module and checks what it registers
         assert group.commands[name].name == name
+
+
+def test_planning_the_default_study_imports_no_model_library(tmp_path: Path) -> None:
+    """A dry run asks the synthetic teacher its depth from its parameters, not from transformers' config."""
+    result = probe(tmp_path, "run", "--seed", "0,1", "--dry-run", "--format", "json")
+    assert result["code"] == 0, result["stderr"]
+    assert len(json.loads(str(result["stdout"]))["runs"]) == 20
+    assert result["heavy"] == []
+
+
+def test_planning_reads_a_saved_teacher_depth_from_its_config_json(
+        tmp_path: Path, tiny_bert: Path, world: dict[str, str]) -> None:
+    """`layers:k` beyond the teacher's depth is refused while planning, without importing transformers."""
+    ok = probe(tmp_path, "run", "--teacher", f"hf:path={tiny_bert}", "--student", "layers:k=1",
+               "--benchmark", world["benchmark"], "--stage", "none", "--dry-run")
+    assert ok["code"] == 0, ok["stderr"]
+    assert ok["heavy"] == []
+    depth = json.loads((tiny_bert / "config.json").read_text())["num_hidden_layers"]
+    too_deep = f"layers:k={depth + 1}"
+    refused = probe(tmp_path, "run", "--teacher", f"hf:path={tiny_bert}", "--student", too_deep,
+                    "--benchmark", world["benchmark"], "--stage", "none", "--dry-run")
+    assert refused["code"] != 0
+    assert f"the teacher has {depth} layers" in str(refused["stderr"])
+    assert refused["heavy"] == []
