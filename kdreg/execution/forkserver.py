@@ -14,8 +14,9 @@ CUDA driver never survives a fork (:mod:`kdreg_plugins.executors.local` decides)
 
 A worker inherits the server's environment, not the planner's at the time it forks, and
 the imported libraries read theirs (``HF_HOME``, ``HF_HUB_OFFLINE``) when imported. So the
-server is started with the planner's environment and restarted when the environment has
-changed since (a second grid in the same process with another ``KDREG_HOME``); where the
+server is started with the planner's environment and restarted when a variable that kdreg
+or those libraries read (:data:`READ_AT_IMPORT`) has changed since: the planner went offline
+(``HF_HUB_OFFLINE``), a second grid in the same process has another ``KDREG_HOME``. Where the
 server cannot be restarted, :func:`fork_context` says so and the caller spawns instead.
 """
 
@@ -42,8 +43,18 @@ MODULES = [
 """Modules every task imports whatever its plugins are (the plugins' own come with the first task);
 one missing from an installation is skipped (``multiprocessing`` ignores ImportError while preloading)."""
 
+READ_AT_IMPORT = ("KDREG_", "HF_", "HUGGINGFACE_", "TRANSFORMERS_", "DATASETS_", "TOKENIZERS_", "OMP_",
+                  "GOMP_", "KMP_", "MKL_", "OPENBLAS_", "CUDA_", "PYTORCH_", "NCCL_")
+"""Prefixes of the variables that kdreg or its libraries read, some when imported: a change restarts the
+server. Others (a cache folder torch's compiler sets for itself while imported) do not."""
+
 _started_with: dict[str, str] | None = None
-"""The environment the running server was started with by :func:`start` (None: not started here)."""
+"""The variables of :data:`READ_AT_IMPORT` the running server was started with by :func:`start`
+(None: not started here)."""
+
+
+def _relevant() -> dict[str, str]:
+    return {name: value for name, value in os.environ.items() if name.startswith(READ_AT_IMPORT)}
 
 
 def available() -> bool:
@@ -55,14 +66,14 @@ def start() -> bool:
     """Launch the server (or keep the one running with this environment); True when it is usable.
 
     Returns at once: the server imports :data:`MODULES` in its own process. A server started
-    with another environment (or not by this module) is stopped first; when that is not
+    with other :data:`READ_AT_IMPORT` variables (or not by this module) is stopped first; when that is not
     possible (a Python without the private ``_stop``), the answer is False.
     """
     global _started_with
     if not available():
         return False
     server = getattr(forkserver, "_forkserver", None)
-    environment = dict(os.environ)
+    environment = _relevant()
     running = getattr(server, "_forkserver_pid", None) is not None
     if running and _started_with != environment:
         stop = getattr(server, "_stop", None)
