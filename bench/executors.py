@@ -165,6 +165,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="whole commands per executor (median)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    for name, value in (("TRANSFORMERS_VERBOSITY", "error"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1")):
+        os.environ.setdefault(name, value)  # as `kdreg run` does: no load reports between the lines
     from kdreg.threads import prepare_threads
 
     prepare_threads()

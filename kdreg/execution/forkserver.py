@@ -33,9 +33,13 @@ MODULES = [
     "transformers.modeling_utils",
     "transformers.models.auto.modeling_auto",
     "transformers.models.auto.tokenization_auto",
+    "transformers.models.bert.modeling_bert",  # the first model class costs 0.3 s (shared model code)
     "accelerate",
     "safetensors.torch",
+    "datasets",
     "sqlalchemy.orm",
+    "alembic.command",  # a worker's store checks its schema revision
+    "alembic.runtime.migration",
     "kdreg.store.store",
     "kdreg.pipeline.stages",
     "kdreg.execution.worker",
