@@ -22,7 +22,7 @@ from kdreg.execution.graph import RUN, Task, TaskGraph, build_graph
 from kdreg.execution.journal import JOURNAL_KEY
 from kdreg.execution.plan import Plan, PlanItem, plan_items
 from kdreg.execution.recording import JOURNAL, RETURN, STORE
-from kdreg.execution.worker import TaskContext, TaskEvent, use_store
+from kdreg.execution.worker import TaskContext, TaskEvent, freeze_what_lasts, use_store
 from kdreg.pipeline import model_cache
 from kdreg.records import ResultRecord, TaskOutcome
 from kdreg.store.engine import sqlite_path
@@ -228,6 +228,7 @@ def run_grid(store: Store, plan: Plan, executor: Any, *, executor_spec: str, com
     use_store(store)  # tasks executed in this process write through this very store
     monitor = GridMonitor(store, outcome, reporter or SilentReporter(), fail_fast=fail_fast)
     if outcome.graph.tasks:
+        freeze_what_lasts()  # the libraries and the plan outlive every task: no full collection walks them
         executor.execute(outcome.graph, monitor)
     return outcome
 

@@ -179,15 +179,21 @@ class LocalExecutor(Executor):
         workers, gpus, threads = self.layout()
         context = self.context(gpus)
         events = context.Queue()
-        planner, stop = context.Pipe(duplex=False)  # workers read; closing ``stop`` stops them
         order = {task.key: i for i, task in enumerate(graph.tasks)}
+        pipes: list[Any] = []  # each pool's workers read one; closing its writing end stops them
 
         def new_pool() -> ProcessPoolExecutor:
             slots = context.Queue()
             for slot in range(workers):
                 slots.put(slot)
+            planner, stop = context.Pipe(duplex=False)
+            pipes[:] = [planner, stop]
             return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
                                        initargs=(slots, gpus, threads, planner, events))
+
+        def stop_workers() -> None:
+            for end in pipes:
+                end.close()
 
         pending = list(graph.tasks)
         finished: set[str] = set()
@@ -204,7 +210,10 @@ class LocalExecutor(Executor):
                 done, _ = wait(in_flight, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
                 _drain(events, monitor)
                 if any(isinstance(f.exception(), BrokenProcessPool) for f in done):
-                    pool.shutdown(wait=True)  # every worker of the broken pool is gone after this
+                    # A dead worker, or a dead fork server: then the pool cannot tell its other
+                    # workers' state and would leave them running, so its pipe tells them to stop.
+                    stop_workers()
+                    pool.shutdown(wait=True)
                     done = set(in_flight)
                 lost = []
                 for future in done:
@@ -225,14 +234,13 @@ class LocalExecutor(Executor):
                             pending.append(again)
                     pending.sort(key=lambda t: order[t.key])
         except BaseException:
-            stop.close()  # every worker interrupts its task (its run is marked interrupted) and exits
+            stop_workers()  # every worker interrupts its task (its run is marked interrupted) and exits
             pool.shutdown(wait=True, cancel_futures=True)
             _drain(events, monitor)
             raise
         finally:
             pool.shutdown(wait=True)
-            stop.close()
-            planner.close()
+            stop_workers()
             events.close()
 
 
