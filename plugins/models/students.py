@@ -128,7 +128,7 @@ def teacher_layer_count(teacher: Teacher) -> int | None:
 
 def _set_layer_count(config: Any, count: int, kept: Sequence[int]) -> None:
     total = layer_count(config)
-    for name in ("num_hidden_layers", "n_layers", "num_layers"):
+    for name in _LAYER_KEYS:
         if isinstance(getattr(config, name, None), int):
             setattr(config, name, count)
     layer_types = getattr(config, "layer_types", None)  # per-layer settings in some newer configs

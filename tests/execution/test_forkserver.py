@@ -2,7 +2,7 @@
 
 What is checked: a worker of ``local`` (CPU) starts its first task with those modules
 already imported; the server is started with the planner's environment and restarted when
-that changed; and the server itself — a process kdreg starts — can be killed (``kill -9``)
+that changed; and the server itself — a process kdreg starts — can be killed (``kill -9``, SIGTERM)
 while a grid runs without anything lost: the grid finishes, every run succeeds.
 """
 
@@ -97,8 +97,9 @@ def _running(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the server through /proc")
-def test_kill_9_of_the_fork_server_loses_nothing_and_the_grid_finishes(
-        world: dict[str, str], kdreg_home: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "SIGTERM"])
+def test_killing_the_fork_server_loses_nothing_and_the_grid_finishes(
+        world: dict[str, str], kdreg_home: Path, tmp_path: Path, signum: int) -> None:
     from test_local_executor import _results, _running_tasks, _slow_grid, _start, _wait_for
     from tiny_world import rows
 
@@ -109,7 +110,7 @@ def test_kill_9_of_the_fork_server_loses_nothing_and_the_grid_finishes(
     servers = [pid for pid in _children(proc.pid)
                if b"forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes() and pid not in workers]
     assert len(servers) == 1, servers
-    os.kill(servers[0], signal.SIGKILL)
+    os.kill(servers[0], signum)
     _, stderr = proc.communicate(timeout=240)
     # The pool hears of its workers through the server: with it gone, it counts them lost, as if
     # killed — their runs are marked interrupted, the other tasks run on a new server.
