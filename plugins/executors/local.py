@@ -180,25 +180,20 @@ class LocalExecutor(Executor):
         context = self.context(gpus)
         events = context.Queue()
         order = {task.key: i for i, task in enumerate(graph.tasks)}
-        pipes: list[Any] = []  # each pool's workers read one; closing its writing end stops them
 
-        def new_pool() -> ProcessPoolExecutor:
+        def new_pool() -> tuple[ProcessPoolExecutor, tuple[Any, Any]]:
+            """A pool and the pipe its workers watch (they read; closing both ends here stops them)."""
             slots = context.Queue()
             for slot in range(workers):
                 slots.put(slot)
-            planner, stop = context.Pipe(duplex=False)
-            pipes[:] = [planner, stop]
+            pipe = context.Pipe(duplex=False)
             return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
-                                       initargs=(slots, gpus, threads, planner, events))
-
-        def stop_workers() -> None:
-            for end in pipes:
-                end.close()
+                                       initargs=(slots, gpus, threads, pipe[0], events)), pipe
 
         pending = list(graph.tasks)
         finished: set[str] = set()
         in_flight: dict[Future[Any], Any] = {}
-        pool = new_pool()
+        pool, pipe = new_pool()
         try:
             while pending or in_flight:
                 # At most one task per worker at a time, the earliest ready one in graph order: the
@@ -212,7 +207,7 @@ class LocalExecutor(Executor):
                 if any(isinstance(f.exception(), BrokenProcessPool) for f in done):
                     # A dead worker, or a dead fork server: then the pool cannot tell its other
                     # workers' state and would leave them running, so its pipe tells them to stop.
-                    stop_workers()
+                    _close(pipe)
                     pool.shutdown(wait=True)
                     done = set(in_flight)
                 lost = []
@@ -225,7 +220,7 @@ class LocalExecutor(Executor):
                     monitor.finished(task, future.result())
                 if lost:
                     _drain(events, monitor)
-                    pool = new_pool()
+                    pool, pipe = new_pool()
                     for task in lost:
                         again = monitor.lost(task)
                         if again is None:
@@ -234,14 +229,20 @@ class LocalExecutor(Executor):
                             pending.append(again)
                     pending.sort(key=lambda t: order[t.key])
         except BaseException:
-            stop_workers()  # every worker interrupts its task (its run is marked interrupted) and exits
+            _close(pipe)  # every worker interrupts its task (its run is marked interrupted) and exits
             pool.shutdown(wait=True, cancel_futures=True)
             _drain(events, monitor)
             raise
         finally:
             pool.shutdown(wait=True)
-            stop_workers()
+            _close(pipe)
             events.close()
+
+
+def _close(pipe: tuple[Any, Any]) -> None:
+    """Close both ends of a pool's pipe: its workers read end of file and stop (closing twice is harmless)."""
+    for end in pipe:
+        end.close()
 
 
 def _drain(events: Any, monitor: Any) -> None:
