@@ -199,12 +199,18 @@ class LocalExecutor(Executor):
                 # At most one task per worker at a time, the earliest ready one in graph order: the
                 # pool's own queue would run them in submission order, not as dependencies free them.
                 ready = [t for t in pending if all(d in finished for d in t.depends_on)]
+                broken = False
                 for task in ready[: max(0, workers - len(in_flight))]:
+                    try:
+                        future = pool.submit(_run, graph.call(task))
+                    except BrokenProcessPool:  # a worker died since the last wait; the task stays pending
+                        broken = True
+                        break
                     pending.remove(task)
-                    in_flight[pool.submit(_run, graph.call(task))] = task
-                done, _ = wait(in_flight, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+                    in_flight[future] = task
+                done, _ = wait(in_flight, timeout=0 if broken else POLL_SECONDS, return_when=FIRST_COMPLETED)
                 _drain(events, monitor)
-                if any(isinstance(f.exception(), BrokenProcessPool) for f in done):
+                if broken or any(isinstance(f.exception(), BrokenProcessPool) for f in done):
                     # A dead worker, or a dead fork server: then the pool cannot tell its other
                     # workers' state and would leave them running, so its pipe tells them to stop.
                     _close(pipe)
@@ -218,7 +224,7 @@ class LocalExecutor(Executor):
                         continue
                     finished.add(task.key)
                     monitor.finished(task, future.result())
-                if lost:
+                if lost or broken:
                     _drain(events, monitor)
                     pool, pipe = new_pool()
                     for task in lost:
