@@ -8,7 +8,10 @@ Two studies, each made larger by more seeds:
   `files` benchmark and a `text` corpus (15 combinations per seed). Its preflight previews
   what loading the teacher's checkpoint for KD in pretraining would report, which builds
   the model on torch's meta device: transformers' model stack is imported (about 3.5 s of
-  CPU here), whatever the size of the grid.
+  CPU here), whatever the size of the grid;
+* **hf-again** — the same grid planned again in the same home: the preview is remembered
+  in kdreg's cache (keyed by the checkpoint's config and tensor names), as on every plan
+  after a teacher's first.
 
 The plan expands the grid, hashes every run, preflights every plugin, reads the store and
 builds the task graph, then prints a summary. Every size runs as its own process
@@ -74,13 +77,14 @@ def measure(options: list[str], seeds: int, fmt: str, home: Path) -> tuple[float
     return cpu, wall, int(to_run.split()[-1]) + int(rest.split()[0])
 
 
-SEEDS = {"default": [100, 500, 1000], "hf": [67, 334, 667]}
+SEEDS = {"default": [100, 500, 1000], "hf": [67, 334, 667], "hf-again": [67, 334, 667]}
 """Seeds per size: about 1,000, 5,000 and 10,000 combinations."""
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--grids", default="default,hf", help="which studies (default, hf)")
+    parser.add_argument("--grids", default="default,hf,hf-again",
+                        help="which studies (default, hf, hf-again)")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -90,11 +94,15 @@ def main() -> None:
         print(f"{'grid':8} {'format':7} {'combinations':>12} {'cpu s':>7} {'wall s':>7} "
               f"{'marginal ms/comb.':>18}  goal")
         for grid in args.grids.split(","):
-            options = world(root) if grid == "hf" else []
+            options = world(root) if grid.startswith("hf") else []
+            warm = root / "home-warm"
+            if grid == "hf-again":
+                measure(options, 1, "json", warm)  # a first plan with this teacher previews it
             for fmt in ("table", "json"):
                 previous: tuple[int, float] | None = None
                 for seeds in SEEDS[grid]:
-                    runs = [measure(options, seeds, fmt, root / f"home-{grid}-{fmt}-{seeds}-{i}")
+                    runs = [measure(options, seeds, fmt,
+                                    warm if grid == "hf-again" else root / f"home-{grid}-{fmt}-{seeds}-{i}")
                             for i in range(args.repeat)]
                     cpu, wall = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
                     combos = runs[0][2]

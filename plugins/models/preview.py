@@ -12,12 +12,22 @@ weight (the decoder, tied to the word embeddings) is missing only when what it i
 Only safetensors checkpoints that are on disk (a local folder, or the Hub cache) are
 previewed; otherwise the answer is None and the check happens when the run loads the
 teacher.
+
+Building even an empty model imports transformers' model stack (3–4 s of CPU on a small
+machine, whatever the grid's size), so a preview is remembered in kdreg's cache
+(``previews/``), keyed by everything that decides it: the checkpoint's ``config.json``,
+its tensor names, the head, and the installed transformers' version. The next plan with
+that teacher reads the answer back instead (:func:`remembered_preview`).
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+import os
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +60,7 @@ def checkpoint_keys(folder: Path) -> set[str] | None:
         return None
     from safetensors import safe_open
 
-    with safe_open(str(single), framework="pt") as handle:
+    with safe_open(str(single), framework="numpy") as handle:  # "pt" would import torch for the names
         return set(handle.keys())
 
 
@@ -87,3 +97,46 @@ def preview(config: Any, head: Head, keys: set[str]) -> LoadReport:
     missing = {k for k in expected - found if not (k in tied and tied[k] in found)}
     return LoadReport(missing=tuple(sorted(missing)), unexpected=tuple(sorted(found - expected)),
                       encoder_prefix=prefix)
+
+
+PREVIEW_FORMAT = 1
+"""Part of every remembered preview's key: bump it when :func:`preview` decides differently."""
+
+
+def _preview_file(config: dict[str, Any], head: Head, keys: set[str]) -> Path:
+    from importlib.metadata import version
+
+    from kdreg.paths import cache_dir
+
+    identity = {"format": PREVIEW_FORMAT, "config": config, "head": [head.kind, head.num_labels],
+                "keys": sorted(keys), "transformers": version("transformers")}
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+    return cache_dir() / "previews" / f"{digest[:32]}.json"
+
+
+def remembered_preview(config: dict[str, Any] | None, load_config: Callable[[], Any], head: Head,
+                       keys: set[str]) -> LoadReport:
+    """:func:`preview`, read back from kdreg's cache when this checkpoint was previewed before.
+
+    ``config`` is the checkpoint's ``config.json`` as stored (None: not on disk, nothing is
+    remembered); ``load_config`` gives transformers' configuration when it must be built.
+    A cache that cannot be read or written only costs the preview.
+    """
+    file = _preview_file(config, head, keys) if config is not None else None
+    if file is not None:
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+            return LoadReport(**{name: tuple(value) if isinstance(value, list) else value
+                                 for name, value in data.items()})
+        except (OSError, ValueError, TypeError):
+            pass
+    report = preview(load_config(), head, keys)
+    if file is not None:
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            partial = file.with_name(f".{file.name}.{os.getpid()}")
+            partial.write_text(json.dumps(asdict(report)), encoding="utf-8")
+            os.replace(partial, file)  # whole or absent, whoever reads it
+        except OSError:
+            pass
+    return report

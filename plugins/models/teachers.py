@@ -109,12 +109,14 @@ class HFTeacher(Teacher):
 
     def preview_load(self, head: Head) -> LoadReport | None:
         """What loading would report, from the checkpoint's tensor names (safetensors on disk only)."""
-        from kdreg_plugins.models.preview import checkpoint_folder, checkpoint_keys, preview
+        from kdreg_plugins.models.preview import checkpoint_folder, checkpoint_keys, remembered_preview
 
         source = self.source()
         folder = checkpoint_folder(source.local_path, source.location, source.revision)
         keys = checkpoint_keys(folder) if folder is not None else None
-        return None if keys is None else preview(self.load_config(), head, keys)
+        if keys is None:
+            return None
+        return remembered_preview(self.stored_config(), self.load_config, head, keys)
 
     def load_config(self) -> Any:
         """The model's configuration (no weights read)."""

@@ -105,3 +105,39 @@ def test_a_cached_model_missing_its_trained_head_is_a_damaged_cache(checkpoints:
     loaded = load_cached(checkpoints["with head"], Head("classification", 2))
     assert loaded.load_report is not None and loaded.load_report.new_head == ("classifier.bias",
                                                                              "classifier.weight")
+
+
+def test_a_preview_is_remembered_and_read_back_without_transformers(
+        checkpoints: dict[str, Path], kdreg_home: Path, tmp_path: Path) -> None:
+    """The second plan with a teacher reads its preview from the cache: no model is built."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    folder = shutil.copytree(checkpoints["no head"], tmp_path / "teacher")
+    first = _teacher(folder).preview_load(Head("mlm"))
+    remembered = list((kdreg_home / "cache" / "previews").glob("*.json"))
+    assert first is not None and first.new_head == HEAD_KEYS and len(remembered) == 1
+
+    script = (
+        "import json, sys\n"
+        "from kdreg.plugins.spec import Head\n"
+        "from kdreg_plugins.models.teachers import HFTeacher, HFTeacherParams\n"
+        f"report = HFTeacher(HFTeacherParams(path={str(folder)!r})).preview_load(Head('mlm'))\n"
+        "print(json.dumps({'missing': list(report.missing), 'unexpected': list(report.unexpected),\n"
+        "                  'imported': sorted(m for m in ('torch', 'transformers') if m in sys.modules)}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    again = json.loads(done.stdout)
+    assert again == {"missing": list(first.missing), "unexpected": list(first.unexpected), "imported": []}
+
+    # Another configuration is another preview; a damaged entry is previewed again, not believed.
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "layer_norm_eps": 1e-6}))
+    assert _teacher(folder).preview_load(Head("mlm")) == first
+    assert len(list((kdreg_home / "cache" / "previews").glob("*.json"))) == 2
+    remembered[0].write_text("{not json")
+    (folder / "config.json").write_text(json.dumps(config))
+    assert _teacher(folder).preview_load(Head("mlm")) == first
+    assert json.loads(remembered[0].read_text())["missing"] == list(first.missing)
