@@ -44,7 +44,7 @@ def run(
     seed: Seeds = None,
     lang: Langs = None,
     config: Annotated[Path | None, typer.Option(
-        "--config", help="TOML grid file with the same keys and \\[phase] hyper-parameters.")] = None,
+        "--config", help="TOML grid file with the same keys and [phase] hyper-parameters.")] = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Print the plan; train and write nothing.")] = False,
     retry_failed: Annotated[bool, typer.Option(

@@ -44,7 +44,7 @@ def test_a_closed_pipe_ends_quietly(store_path: Path, args: tuple[str, ...]) -> 
 def test_config_help_keeps_its_square_brackets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "200")
     done = CliRunner().invoke(app, ["run", "--help"])
-    assert "same keys and [phase] hyper-parameters" in done.output
+    assert "same keys and [phase] hyper-parameters" in " ".join(done.output.split())
     docs = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
     assert "same keys and [phase] hyper-parameters" in docs
 
