@@ -90,7 +90,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         build_database(tmp / "kdreg.db", args.runs)
         env = {**os.environ, "KDREG_HOME": str(tmp), "COLUMNS": "120"}
-        env.pop("KDREG_DB", None)
+        # As installed: Python keeps compiled bytecode (a wheel's is compiled by pip, an editable
+        # install's on first use, here the warm-up round). With PYTHONDONTWRITEBYTECODE set, every
+        # command would compile kdreg's own modules from source (≈ 35 ms) and torch would not.
+        for name in ("KDREG_DB", "PYTHONDONTWRITEBYTECODE"):
+            env.pop(name, None)
         baseline = ("python -c 'import torch'", [sys.executable, "-c", "import torch"])
         results = measure([baseline, *commands()], args.repeat, env)
     finally:
