@@ -10,8 +10,9 @@ the bare encoder (``embeddings.*``) fills the model's ``bert.embeddings.*``, and
 weight (the decoder, tied to the word embeddings) is missing only when what it is tied to is.
 
 Only safetensors checkpoints that are on disk (a local folder, or the Hub cache) are
-previewed; otherwise the answer is None and the check happens when the run loads the
-teacher.
+previewed, and not models that bring their own code (``auto_map`` in their config: their
+weight names are the code's to decide); otherwise the answer is None and the check
+happens when the run loads the teacher.
 
 Building even an empty model imports transformers' model stack (3–4 s of CPU on a small
 machine, whatever the grid's size), so a preview is remembered in kdreg's cache
@@ -102,16 +103,35 @@ def preview(config: Any, head: Head, keys: set[str]) -> LoadReport:
 PREVIEW_FORMAT = 1
 """Part of every remembered preview's key: bump it when :func:`preview` decides differently."""
 
+_LISTS = ("missing", "unexpected", "mismatched")
+
 
 def _preview_file(config: dict[str, Any], head: Head, keys: set[str]) -> Path:
     from importlib.metadata import version
 
+    from kdreg import __version__
     from kdreg.paths import cache_dir
 
-    identity = {"format": PREVIEW_FORMAT, "config": config, "head": [head.kind, head.num_labels],
-                "keys": sorted(keys), "transformers": version("transformers")}
+    identity = {"format": PREVIEW_FORMAT, "kdreg": __version__, "transformers": version("transformers"),
+                "config": config, "head": [head.kind, head.num_labels], "keys": sorted(keys)}
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
     return cache_dir() / "previews" / f"{digest[:32]}.json"
+
+
+def _read_remembered(file: Path) -> LoadReport | None:
+    """The report stored in ``file``; None when absent, unreadable or not exactly a report's fields."""
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or set(data) != {*_LISTS, "encoder_prefix"}:
+        return None
+    lists = [data[name] for name in _LISTS]
+    if not all(isinstance(v, list) and all(isinstance(k, str) for k in v) for v in lists):
+        return None
+    if not isinstance(data["encoder_prefix"], str):
+        return None
+    return LoadReport(*(tuple(v) for v in lists), encoder_prefix=data["encoder_prefix"])
 
 
 def remembered_preview(config: dict[str, Any] | None, load_config: Callable[[], Any], head: Head,
@@ -120,23 +140,22 @@ def remembered_preview(config: dict[str, Any] | None, load_config: Callable[[], 
 
     ``config`` is the checkpoint's ``config.json`` as stored (None: not on disk, nothing is
     remembered); ``load_config`` gives transformers' configuration when it must be built.
-    A cache that cannot be read or written only costs the preview.
+    An entry that is not exactly a report is previewed again and replaced; a cache that
+    cannot be read or written only costs the preview.
     """
     file = _preview_file(config, head, keys) if config is not None else None
-    if file is not None:
-        try:
-            data = json.loads(file.read_text(encoding="utf-8"))
-            return LoadReport(**{name: tuple(value) if isinstance(value, list) else value
-                                 for name, value in data.items()})
-        except (OSError, ValueError, TypeError):
-            pass
+    remembered = _read_remembered(file) if file is not None else None
+    if remembered is not None:
+        return remembered
     report = preview(load_config(), head, keys)
     if file is not None:
+        partial = file.with_name(f".{file.name}.{os.getpid()}")
         try:
             file.parent.mkdir(parents=True, exist_ok=True)
-            partial = file.with_name(f".{file.name}.{os.getpid()}")
             partial.write_text(json.dumps(asdict(report)), encoding="utf-8")
             os.replace(partial, file)  # whole or absent, whoever reads it
         except OSError:
             pass
+        finally:
+            partial.unlink(missing_ok=True)
     return report

@@ -114,9 +114,10 @@ class HFTeacher(Teacher):
         source = self.source()
         folder = checkpoint_folder(source.local_path, source.location, source.revision)
         keys = checkpoint_keys(folder) if folder is not None else None
-        if keys is None:
-            return None
-        return remembered_preview(self.stored_config(), self.load_config, head, keys)
+        stored = self.stored_config()
+        if keys is None or (stored is not None and "auto_map" in stored):
+            return None  # no safetensors, or the model's own code decides its weights: checked at load
+        return remembered_preview(stored, self.load_config, head, keys)
 
     def load_config(self) -> Any:
         """The model's configuration (no weights read)."""

@@ -137,7 +137,23 @@ def test_a_preview_is_remembered_and_read_back_without_transformers(
     (folder / "config.json").write_text(json.dumps({**config, "layer_norm_eps": 1e-6}))
     assert _teacher(folder).preview_load(Head("mlm")) == first
     assert len(list((kdreg_home / "cache" / "previews").glob("*.json"))) == 2
-    remembered[0].write_text("{not json")
     (folder / "config.json").write_text(json.dumps(config))
-    assert _teacher(folder).preview_load(Head("mlm")) == first
-    assert json.loads(remembered[0].read_text())["missing"] == list(first.missing)
+    rest = {"unexpected": [], "mismatched": [], "encoder_prefix": ""}
+    for damaged in ("{not json", "[]", "null", "{}", '{"missing": null}',
+                    json.dumps({"missing": "cls.x", **rest}), json.dumps({"missing": [1, 2], **rest})):
+        remembered[0].write_text(damaged)
+        assert _teacher(folder).preview_load(Head("mlm")) == first, damaged
+        assert json.loads(remembered[0].read_text())["missing"] == list(first.missing), damaged
+    assert [p.name for p in remembered[0].parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_model_with_its_own_code_is_not_previewed(checkpoints: dict[str, Path], tmp_path: Path) -> None:
+    """Its weight names are its code's to decide: the check waits for the real load."""
+    import json
+    import shutil
+
+    folder = shutil.copytree(checkpoints["with head"], tmp_path / "custom")
+    config = json.loads((folder / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForMaskedLM": "modeling_custom.CustomForMaskedLM"}
+    (folder / "config.json").write_text(json.dumps(config))
+    assert _teacher(folder).preview_load(Head("mlm")) is None
