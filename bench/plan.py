@@ -20,7 +20,7 @@ of the child (user + system) is what is compared, since it hardly moves under lo
 baseline is the smallest grid: the marginal cost of a combination between two sizes stays
 the same when planning is linear.
 
-    python bench/plan.py [--grids default,hf] [--repeat 3]
+    python bench/plan.py [--grids default,hf,hf-again] [--repeat 3]
 
 Goal: ≤ 2 s for 10,000 combinations, linear in their number.
 """
@@ -63,6 +63,8 @@ def world(root: Path) -> list[str]:
 def measure(options: list[str], seeds: int, fmt: str, home: Path) -> tuple[float, float, int]:
     """(CPU s, wall s, combinations) of one dry run in a fresh process."""
     env = {**os.environ, "KDREG_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    for name in ("KDREG_CACHE", "KDREG_DB"):  # everything in the fresh home: a cold plan stays cold
+        env.pop(name, None)
     seed_list = ",".join(str(s) for s in range(seeds))
     before, start = _children_cpu(), time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "kdreg", "run", *options, "--seed", seed_list, "--dry-run",
