@@ -29,6 +29,10 @@ SITE = {"partition=gpu": "partition=debug", "gpus_per_task=1": "gpus_per_task=0"
         "num_gpus=1": "num_gpus=0,cluster_cpus=2", "workers=4,gpus=0+1+2+3": "workers=2,gpus=none"}
 """What the test machine has instead of the page's GPUs, partition and memory."""
 
+# One worker runs every cluster test (with `pytest -n`): they start engines that claim the
+# machine's cores, and the Ray tests count Ray's worker processes machine-wide.
+pytestmark = pytest.mark.xdist_group("cluster")
+
 
 def _study(world: dict[str, str]) -> str:
     text = DOC.read_text(encoding="utf-8")

@@ -20,6 +20,10 @@ from tiny_world import GRID, rows
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'kdreg[ray]')")
 
+# One worker runs every cluster test (with `pytest -n`): they start engines that claim the
+# machine's cores, and the Ray tests count Ray's worker processes machine-wide.
+pytestmark = pytest.mark.xdist_group("cluster")
+
 SLOW = GRID.replace("[finetune]\nmax_steps = 6", "[finetune]\nmax_steps = 3000")
 EXECUTOR = "ray:cluster_cpus=2"
 

@@ -17,7 +17,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from tiny_world import GRID, rows
+
+# One worker runs every cluster test (with `pytest -n`): they start engines that claim the
+# machine's cores, and the Ray tests count Ray's worker processes machine-wide.
+pytestmark = pytest.mark.xdist_group("cluster")
 
 SLOW = GRID.replace("[finetune]\nmax_steps = 6", "[finetune]\nmax_steps = 3000")
 
