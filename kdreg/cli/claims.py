@@ -17,7 +17,6 @@ from kdreg.cli.options import (
     CorpusOption,
     DbOption,
     GridOption,
-    LangOption,
     LossOption,
     MetricOption,
     ScaleOption,
@@ -30,13 +29,12 @@ from kdreg.cli.options import (
     check_format,
     filters_from_options,
 )
-from kdreg.cli.output import console
+from kdreg.cli.output import console, err_console, print_hints
 
 CLAIMS_FORMATS = ("terminal", "markdown", "json")
 
 
 def claims(
-    lang: LangOption = None,
     teacher: TeacherOption = None,
     student: StudentOption = None,
     loss: LossOption = None,
@@ -57,7 +55,8 @@ def claims(
     """The seed study's claims on the succeeded runs: (1) KD in pretraining beats KD in fine-tuning
     on zero-shot targets, (2) KD in fine-tuning may hurt zero-shot transfer, (3) a larger teacher
     distils a better student — each supported, contradicted or inconclusive, with the paired
-    comparison behind it (Δ, 95% CI, p, n).
+    comparison behind it (Δ, 95% CI, p, n). Each claim reads the zero-shot average (and, for
+    the third, the source language), so there is no --lang.
 
     Example: kdreg claims --grid 3
     """
@@ -65,23 +64,39 @@ def claims(
 
     check_format(fmt, CLAIMS_FORMATS)
     filters = filters_from_options(
-        lang=lang, teacher=teacher, student=student, loss=loss, benchmark=benchmark, corpus=corpus,
+        teacher=teacher, student=student, loss=loss, benchmark=benchmark, corpus=corpus,
         seed=seed, status=["succeeded"], metric=metric, split=split, grid=grid, since=since, until=until,
         keep_unset=True,
     )
     if len(filters.metrics) > 1 or len(filters.splits) > 1:
         raise ConfigError("kdreg claims judges one metric and split at a time: "
                           "give one --metric and one --split.")
+    from kdreg.store.hints import explain_no_match
     from kdreg.store.queries import open_reader
 
     store = open_reader(db)
     try:
+        if not matched_runs(store, filters):  # three "inconclusive" verdicts would hide why
+            print_hints(explain_no_match(store, filters))
+            err_console.print(f"No succeeded runs match in {store.label}; the claims need runs to compare.")
+            return
         text = claims_text(store, filters, fmt=fmt, scale=scale, digits=digits, width=console.width)
     finally:
         store.close()
     import sys
 
     sys.stdout.write(text)
+
+
+def matched_runs(store: Any, filters: Any) -> int:
+    """How many stored runs pass ``filters``."""
+    from sqlalchemy import func, select
+
+    from kdreg.store.queries import read_connection, select_run_ids
+
+    with read_connection(store) as connection:
+        return int(connection.execute(select(func.count()).select_from(select_run_ids(filters).subquery()))
+                   .scalar_one())
 
 
 def claims_text(source: Any, filters: Any, *, fmt: str = "terminal", scale: float = 100.0,

@@ -100,11 +100,12 @@ def compare(
     store = open_reader(db)
     try:
         result = run_compare(store, side_a, side_b, filters, by=list(split_values(by or [])), scale=scale)
-        hints = [] if result.comparisons else explain_no_match(store, filters)
+        # a --lang the store lacks leaves its row without pairs: say so, even when others pair
+        wanted = not result.comparisons or filters.language_columns
+        hints = explain_no_match(store, filters) if wanted else []
     finally:
         store.close()
-    if not result.comparisons:
-        print_hints(hints)
+    print_hints(hints)
     import sys
 
     sys.stdout.write(render(result, fmt, digits))

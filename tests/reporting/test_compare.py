@@ -160,6 +160,11 @@ def test_the_command(study: str) -> None:
     bad = CliRunner().invoke(app, ["compare", "--db", study, "--a", "stage=pretrain",
                                    "--b", "stage=pretrain"])
     assert bad.exit_code == 1 and "in both A and B" in bad.stderr
+    missing = CliRunner().invoke(app, ["compare", "--db", study, "--a", "stage=pretrain",
+                                       "--b", "stage=finetune", "--lang", "de,sw"])
+    assert missing.exit_code == 0, missing.output
+    assert "no run has language 'sw'; stored languages: " in " ".join(missing.stderr.split())
+    assert "'de'" not in missing.stderr  # only the language the store lacks is named
 
 
 def test_compare_imports_neither_torch_nor_scipy_before_it_computes(study: str, tmp_path: Path) -> None:

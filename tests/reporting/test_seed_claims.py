@@ -166,6 +166,19 @@ def test_the_command_prints_every_verdict_in_every_format(tmp_path: Path) -> Non
     assert "**supported**" in markdown and "*contradicted*" in markdown
 
 
+def test_filters_that_match_no_run_say_so_instead_of_three_inconclusive_verdicts(tmp_path: Path) -> None:
+    url = write_study(tmp_path / "none.db", seeds=SEEDS, pretrain=effect(0.10, SEEDS),
+                      finetune=effect(0.0, SEEDS), larger=effect(-0.05, SEEDS))
+    for argv in (["--teacher", "mbert"], ["--seed", "99"], ["--grid", "42"]):
+        done = CliRunner().invoke(app, ["claims", "--db", url, *argv])
+        assert done.exit_code == 0, done.output
+        assert done.stdout == "", argv
+        assert "No succeeded runs match in" in done.stderr and "INCONCLUSIVE" not in done.output, argv
+    done = CliRunner().invoke(app, ["claims", "--db", url, "--teacher", "mbert"])
+    assert "no run has teacher 'mbert'; stored teachers: " in " ".join(done.stderr.split())
+    assert CliRunner().invoke(app, ["claims", "--db", url, "--lang", "de"]).exit_code == 2  # no such option
+
+
 def test_compare_sends_a_run_named_both_ways_to_the_side_naming_its_spec(tmp_path: Path) -> None:
     """`--b teacher=synthetic` matches the large teacher by name too; its runs stay on side A."""
     from kdreg.reporting.compare import compare, parse_side
