@@ -12,7 +12,7 @@ Made to go into a paper:
   the panel's title, and a long specification is a short label (``kl#1``) explained
   at the end of the legend;
 * the benchmark's chance level, when it gives one, is a dotted line in both panels;
-* the teacher's own row is the reference: black and dashed.
+* the teachers' own rows are the references: black, then greys, dashed (each teacher its own).
 
 matplotlib is an optional extra (``pip install 'kdreg[report]'``), imported only here and
 only when a plot is drawn, with the non-interactive Agg backend so it works on servers.
@@ -33,7 +33,7 @@ PLOT_FORMATS = ("png", "svg")
 MAX_LINES = 20
 """More rows than this make an unreadable tangle; the plot shows the first ones and says so."""
 MARKERS = ("o", "^", "D", "v", "P", "X", "<", ">", "h", "p")
-"""Students' markers; the teacher's row has its own (a square, black, dashed)."""
+"""Students' markers; teachers' rows have their own (:data:`TEACHER_STYLES`)."""
 LINESTYLES = ("-", "--", "-.", ":")
 CHANCE_LABEL = "chance"
 
@@ -96,9 +96,15 @@ def row_labels(table: ReportTable) -> tuple[list[str], list[str], list[str]]:
     return [" · ".join(p) or f"row {i + 1}" for i, p in enumerate(parts)], shared, legend
 
 
+TEACHER_STYLES = (("black", "s", "--"), ("dimgray", "*", "-."), ("darkgray", "H", ":"))
+"""Teachers' rows, in order: shades of grey, markers no student uses, their own dashes."""
+
+
 def _style(index: int, teacher: bool, colors: Sequence[Any]) -> dict[str, Any]:
+    """Row ``index`` among the students, or among the teachers when ``teacher``."""
     if teacher:
-        return {"color": "black", "linestyle": "--", "marker": "s", "linewidth": 1.4}
+        color, marker, dashes = TEACHER_STYLES[index % len(TEACHER_STYLES)]
+        return {"color": color, "linestyle": dashes, "marker": marker, "linewidth": 1.4}
     return {"color": colors[index % len(colors)], "marker": MARKERS[index % len(MARKERS)],
             "linestyle": LINESTYLES[(index // len(MARKERS)) % len(LINESTYLES)], "linewidth": 1.0}
 
@@ -113,11 +119,11 @@ def _draw(plt: Any, row_axes: Sequence[Any], table: ReportTable) -> None:
     colors = plt.get_cmap("tab10").colors
     stage = table.label_columns.index("stage") if "stage" in table.label_columns else None
     step = min(0.06, 0.4 / max(1, len(rows)))  # sideways dodge: coinciding points stay apart
-    students = 0
+    students = teachers = 0
     for index, row in enumerate(rows):
         teacher = stage is not None and row.label[stage] == "teacher"
-        style = _style(students, teacher, colors)
-        students += 0 if teacher else 1
+        style = _style(teachers if teacher else students, teacher, colors)
+        teachers, students = teachers + teacher, students + (not teacher)
         offset = (index - (len(rows) - 1) / 2) * step
         points = [(x + offset, row.cells[j].mean, row.cells[j].std or 0.0)
                   for x, j in enumerate(languages) if row.cells[j] is not None]

@@ -113,3 +113,26 @@ def test_long_specs_get_short_legend_labels_with_their_meaning() -> None:
         assert texts == ["kl#1", "kl#2", *legend]
     finally:
         _pyplot().close(fig)
+
+
+def test_each_teacher_row_has_its_own_style() -> None:
+    """The default study has two teachers: their reference rows must not look alike."""
+    from kdreg.reporting.plot import _pyplot, build_figure
+    from kdreg.reporting.report import ReportRow
+
+    cell = Aggregate(50.0, 1.0, 3)
+    rows = tuple(ReportRow((teacher, "synthetic", stage, "kl"), (cell, cell, cell), 3, 3)
+                 for teacher in ("synthetic", "synthetic:size=large") for stage in ("teacher", "none"))
+    table = ReportTable("synthetic", "accuracy", "test", ("teacher", "student", "stage", "loss"),
+                        ("source", "l1", "zero_shot"), ("l0 (source)", "l1", "zero-shot avg"), rows,
+                        (frozenset({0}),) * 3, 100.0, 1)
+    fig = build_figure([table])
+    try:
+        lines = series(fig.axes[0])
+        teachers = [lines[0], lines[2]]
+        assert teachers[0].get_marker() != teachers[1].get_marker()
+        assert teachers[0].get_color() != teachers[1].get_color()
+        assert teachers[0].get_linestyle() != teachers[1].get_linestyle()
+        assert len({line.get_marker() for line in lines}) == 4  # and every row its own marker
+    finally:
+        _pyplot().close(fig)
