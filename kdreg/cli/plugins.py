@@ -14,7 +14,7 @@ plugins_app = typer.Typer(help="List and inspect teacher, student, loss, benchma
 
 KindOption = Annotated[
     str | None,
-    typer.Option("--kind", "-k", help="Only this kind: teacher, student, loss, benchmark, corpus."),
+    typer.Option("--kind", "-k", help="Only this kind: teacher, student, loss, benchmark, corpus, executor."),
 ]
 
 
