@@ -38,7 +38,7 @@ def check_format(fmt: str, allowed: tuple[str, ...] = FORMATS) -> str:
 # Shared by `query`, `report` and `export`: repeat an option (or comma-separate values)
 # for OR within it; different options combine with AND (said once, in each command's help).
 FILTER_HELP = (
-    "Filters: repeat an option or comma-separate values for OR (--stage none,both); "
+    "Filters: repeat an option or comma-separate values for OR (--seed 0,1,2); "
     "different options combine with AND. Names match a plugin's name or its full spec."
 )
 
