@@ -38,11 +38,18 @@ def print_hints(lines: Sequence[str]) -> None:
         err_console.print(escape(line), highlight=False, soft_wrap=True)
 
 
-def _cell(value: Any) -> str:
+def number(value: float) -> str:
+    """A score to four decimals; a count stored as a float (a model's parameters) as a whole number."""
+    if value.is_integer() and abs(value) >= 1000:
+        return str(int(value))
+    return f"{value:.4f}"
+
+
+def cell_text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.4f}"
+        return number(value)
     return str(value)
 
 
@@ -65,7 +72,7 @@ def render_rows(
     elif fmt == "markdown":
         lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
         for r in rows:
-            lines.append("| " + " | ".join(_cell(r.get(c)).replace("|", "\\|") for c in columns) + " |")
+            lines.append("| " + " | ".join(cell_text(r.get(c)).replace("|", "\\|") for c in columns) + " |")
         sys.stdout.write("\n".join(lines) + "\n")
     else:
         table = Table(title=title, show_lines=False)
@@ -75,7 +82,7 @@ def render_rows(
             else:
                 table.add_column(c, overflow="fold")
         for r in rows:
-            table.add_row(*(escape(_cell(r.get(c))) for c in columns))
+            table.add_row(*(escape(cell_text(r.get(c))) for c in columns))
         print_table(table)
 
 

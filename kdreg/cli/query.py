@@ -35,7 +35,7 @@ from kdreg.cli.options import (
     check_format,
     filters_from_options,
 )
-from kdreg.cli.output import console, err_console, print_hints, render_rows
+from kdreg.cli.output import cell_text, console, err_console, print_hints, render_rows
 
 SortOption = Annotated[
     str,
@@ -103,7 +103,7 @@ def print_fitted_rows(rows: list[dict[str, Any]], columns: list[str], title: str
     legend: list[str] = []
     laid: list[TextColumn] = []
     for name in columns:
-        cells = [_cell(r.get(name)) for r in rows]
+        cells = [cell_text(r.get(name)) for r in rows]
         if name in SPECS:
             labels, explained = short_labels(cells)
             legend += [f"{name} {line}" for line in explained]
@@ -114,10 +114,6 @@ def print_fitted_rows(rows: list[dict[str, Any]], columns: list[str], title: str
     console.file.write(render_text_table(title, laid, width=width, above=above, below=legend) + "\n")
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def _status(status: str, age: float | None) -> str:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from kdreg.cli.options import DbOption, JsonOption
-from kdreg.cli.output import console, print_json, render_rows
+from kdreg.cli.output import console, number, print_json, render_rows
 
 
 def _print_record(record: dict[str, Any]) -> None:
@@ -46,9 +46,9 @@ def _print_record(record: dict[str, Any]) -> None:
             value = f"{record[key]:.1f} s" if key == "duration_s" else record[key]
             console.print(f"  {label:<10} {value}", markup=False)
     for key, entry in record["summary"].items():
-        zero_shot = "" if entry["zero_shot"] is None else f"{entry['zero_shot']:.4f}"
-        source = "" if entry["source"] is None else f"{entry['source']:.4f} ({entry['source_lang']})"
-        console.print(f"  {key:<10} source {source}  zero-shot avg {zero_shot}", markup=False)
+        zero_shot = "" if entry["zero_shot"] is None else f"  zero-shot avg {number(entry['zero_shot'])}"
+        source = "" if entry["source"] is None else f"{number(entry['source'])} ({entry['source_lang']})"
+        console.print(f"  {key:<10} source {source}{zero_shot}", markup=False)
     if record["results"]:
         rows = [{**r, "source": "yes" if r["is_source"] else ""} for r in record["results"]]
         render_rows(

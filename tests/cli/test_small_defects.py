@@ -124,3 +124,12 @@ def test_json_output_is_strict_json_even_with_nan_and_infinity(capsys: pytest.Ca
 
     assert json.loads(text, parse_constant=refuse) == {"std": None, "rows": [[1.5, None], {"loss": None}],
                                                        "n": 1}
+
+
+def test_counts_stored_as_floats_print_as_whole_numbers() -> None:
+    """A model's parameters (metric `parameters`, stored as a float) read as a count, scores as scores."""
+    from kdreg.cli.output import cell_text, number
+
+    assert number(2841798.0) == "2841798" and cell_text(149318.0) == "149318"
+    assert number(1.0) == "1.0000" and number(0.5) == "0.5000" and number(1234.5) == "1234.5000"
+    assert cell_text(None) == "" and cell_text(3) == "3"
