@@ -158,8 +158,8 @@ def _run_grid(plan_grid: Any, jobs: Any, *, db: str | None, retry_failed: bool, 
 
                 follow(store, outcome, runner, reporter)
     except KeyboardInterrupt as interrupt:
-        print_error("Interrupted: the runs in progress are marked interrupted and everything finished before "
-                    "is stored; run the same command again to go on.")
+        print_error("Interrupted: any run in progress is marked interrupted (a model being built is not "
+                    "kept) and everything finished before is stored; run the same command again to go on.")
         raise typer.Exit(exit_code(interrupt)) from None
     print_summary(store, outcome.grid_id)
     print_claims(store, outcome.grid_id)
