@@ -8,7 +8,7 @@ than planning them; ``--format json`` gives every task.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.markup import escape
@@ -57,12 +57,15 @@ def plan_rows(plan: Any, unavailable: Mapping[tuple[str, str], Any] | None = Non
 
 
 def print_plan(plan: Any, *, executor: str, fmt: str = "table", defaults: str = "",
-               unavailable: Mapping[tuple[str, str], Any] | None = None) -> None:
+               unavailable: Mapping[tuple[str, str], Any] | None = None,
+               first_use: Sequence[tuple[str, str]] = ()) -> None:
     """Print the plan of a dry run (nothing was trained or written).
 
     ``defaults`` is the line saying which defaults the grid took (GridRequest.describe_defaults);
     ``unavailable`` the preflight's (kind, spec) → error of what cannot be had here (offline:
-    hub models and datasets not in the cache), marked in the plan and listed under it.
+    hub models and datasets not in the cache), marked in the plan and listed under it;
+    ``first_use`` (teacher spec, what its first load does) for teachers built before they
+    can be used (:func:`kdreg.execution.plan.first_use_notes`).
     """
     unavailable = unavailable or {}
     models, runs = plan_rows(plan, unavailable)
@@ -70,6 +73,7 @@ def print_plan(plan: Any, *, executor: str, fmt: str = "table", defaults: str = 
     if fmt == "json":
         print_json({"executor": executor, "defaults": defaults, "runs": runs, "models": models,
                     "to_run": to_run, "skipped": len(runs) - to_run,
+                    "first_use": [{"teacher": spec, "note": note} for spec, note in first_use],
                     "unavailable": [{"kind": kind, "spec": spec, "error": str(error)}
                                     for (kind, spec), error in unavailable.items()]})
         return
@@ -96,6 +100,8 @@ def print_plan(plan: Any, *, executor: str, fmt: str = "table", defaults: str = 
         _print_counts(runs)
     console.print(f"{to_run} to run, {len(runs) - to_run} skipped; {len(models)} model(s) to build first · "
                   f"executor {executor} (dry run: nothing was trained or written)")
+    for spec, note in first_use:
+        console.print(f"teacher {spec}: {note}", markup=False)
     if unavailable:
         from kdreg.execution.plan import describe_unavailable
 

@@ -111,13 +111,15 @@ def run(
     label = _describe(runner, chosen.spec)
     if dry_run:
         from kdreg.cli.plan_view import print_plan
+        from kdreg.execution.plan import first_use_notes
 
-        print_plan(plan_grid(_existing_store(db), jobs, retry_failed=retry_failed, force=force),
-                   executor=label, fmt=fmt, defaults=request.describe_defaults(), unavailable=unavailable)
+        plan = plan_grid(_existing_store(db), jobs, retry_failed=retry_failed, force=force)
+        print_plan(plan, executor=label, fmt=fmt, defaults=request.describe_defaults(),
+                   unavailable=unavailable, first_use=first_use_notes(plan, plugins, unavailable))
         return
     _run_grid(plan_grid, jobs, db=db, retry_failed=retry_failed, force=force, runner=runner,
               executor_spec=chosen.spec, label=label, device=device, fail_fast=fail_fast, wait=wait,
-              threads=chosen_threads, defaults=request.describe_defaults())
+              threads=chosen_threads, defaults=request.describe_defaults(), plugins=plugins)
 
 
 def _describe(executor: Any, spec: str) -> str:
@@ -127,7 +129,7 @@ def _describe(executor: Any, spec: str) -> str:
 
 def _run_grid(plan_grid: Any, jobs: Any, *, db: str | None, retry_failed: bool, force: bool, runner: Any,
               executor_spec: str, label: str, device: str, fail_fast: bool, wait: bool,
-              threads: int | None, defaults: str) -> None:
+              threads: int | None, defaults: str, plugins: Any) -> None:
     """Record and execute the grid, then print its table, the claims' verdicts and what needs attention."""
     from kdreg.cli.claims import print_claims
     from kdreg.cli.output import print_error
@@ -148,6 +150,10 @@ def _run_grid(plan_grid: Any, jobs: Any, *, db: str | None, retry_failed: bool, 
     err_console.print(f"grid: {len(plan.items)} combinations, {to_run} to run, {skipped} skipped, "
                       f"{len(plan.graph.artifacts)} model(s) to build · {label} · db {store.label}",
                       markup=False)
+    from kdreg.execution.plan import first_use_notes
+
+    for spec, note in first_use_notes(plan, plugins):
+        err_console.print(f"teacher {spec}: {note}", markup=False)
     err_console.print(defaults, markup=False)
     try:
         with termination_as_interrupt(), RichReporter() as reporter:

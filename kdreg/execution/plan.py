@@ -15,7 +15,7 @@ and a stale one (its process died) is run again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kdreg.errors import DataError, KdregError, ModelUnavailableError, ObtainableError, UnavailableError
@@ -192,6 +192,24 @@ def check_pairings(jobs: Sequence[Job], plugins: PluginSet, unavailable: set[str
             check_teacher(teacher)
         if pretraining_kd:
             refuse_other_vocabulary(teacher, student, teacher_spec=teacher_spec, student_spec=student_spec)
+
+
+def first_use_notes(plan: Plan, plugins: PluginSet, unavailable: Iterable[tuple[str, str]] = ()
+                    ) -> list[tuple[str, str]]:
+    """(teacher spec, what its first load does) for the teachers of the runs to do that build first.
+
+    Asked of each teacher once (``Teacher.first_use``, optional); a teacher that cannot be
+    had here is left to the line about what is unavailable.
+    """
+    missing = {spec for kind, spec in unavailable if kind == "teacher"}
+    notes: dict[str, str | None] = {}
+    for item in plan.to_run:
+        teacher = item.job.teacher
+        if teacher.spec in notes or teacher.spec in missing:
+            continue
+        first_use = getattr(plugins.instance(teacher), "first_use", None)
+        notes[teacher.spec] = first_use() if callable(first_use) else None
+    return [(spec, note) for spec, note in notes.items() if note]
 
 
 def describe_unavailable(problems: Mapping[tuple[str, str], KdregError]) -> str:

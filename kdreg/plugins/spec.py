@@ -181,7 +181,7 @@ class Teacher(Plugin):
 
     Optional members kdreg uses when a teacher has them: ``load_tokenizer()`` and
     ``load_config()`` (read no weights: a ``small`` student and the vocabulary check use
-    them), and ``preview_load(head)``.
+    them), ``preview_load(head)`` and ``first_use()``.
     """
 
     def load(self, head: Head) -> LoadedModel:
@@ -197,6 +197,16 @@ class Teacher(Plugin):
 
         The preflight uses it to refuse, before anything trains, KD from a masked-LM head the
         checkpoint lacks.
+        """
+        return None
+
+    def first_use(self) -> str | None:
+        """What the first ``load`` will do beyond loading, if it is long; None when it is ready.
+
+        A teacher that is built on first use (the synthetic teachers of a world kdreg does not
+        ship are pretrained, for minutes) says so here: ``kdreg run`` prints it before the grid
+        starts and a dry run under its plan, so nobody waits without knowing why. Cheap: no
+        weights read, nothing built.
         """
         return None
 

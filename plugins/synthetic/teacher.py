@@ -206,6 +206,13 @@ class SyntheticTeacher(Teacher):
         report = LoadReport.from_loading_info(model, info)
         return LoadedModel(model=model, tokenizer=tokenizer, load_report=report)
 
+    def first_use(self) -> str | None:
+        """Pretraining, when this world's teacher is neither shipped nor in the cache yet."""
+        if (self.shipped_path() / COMPLETE).exists() or (self.path() / COMPLETE).exists():
+            return None
+        return (f"pretrained before its first use ({self.params.steps:,} masked-LM steps; several minutes "
+                "on a few CPU cores) and cached: kdreg ships only the default study's teachers")
+
     def ensure_pretrained(self) -> Path:
         """The folder of the pretrained teacher: shipped, cached, or pretrained now if no process has yet."""
         from filelock import FileLock

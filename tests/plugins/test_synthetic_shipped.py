@@ -39,6 +39,7 @@ def test_the_default_teachers_ship_pretrained_and_load_without_training(
         assert summary["key"] == teacher.cache_key() and summary["code"] == CODE_VERSION
         assert summary["params"]["size"] == size
         assert teacher.ensure_pretrained() == teacher.shipped_path()
+        assert teacher.first_use() is None  # nothing to say before a run: it is shipped
         loaded = teacher.load(Head("mlm"))
         assert loaded.load_report is not None and loaded.load_report.clean
         assert {p.dtype for p in loaded.model.parameters()} == {torch.float32}  # stored in 16 bits

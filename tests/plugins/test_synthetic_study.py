@@ -52,8 +52,13 @@ def test_reduced_study_teacher_transfers_and_pretraining_kd_beats_a_random_stude
 ) -> None:
     grid = tmp_path / "grid.toml"
     grid.write_text(GRID)
+    plan = kdreg_cli("run", "--config", str(grid), "--dry-run", "--format", "json")
+    assert plan.returncode == 0, plan.stderr
+    [note] = json.loads(plan.stdout)["first_use"]  # a world kdreg does not ship: said before it starts
+    assert note["teacher"].startswith("synthetic") and "800 masked-LM steps" in note["note"]
     first = kdreg_cli("run", "--config", str(grid), "--device", "cpu", env={"KDREG_PROGRESS_SECONDS": "2"})
     assert first.returncode == 0, first.stderr
+    assert "pretrained before its first use (800 masked-LM steps;" in " ".join(first.stderr.split())
     assert "pretraining the synthetic teacher" in first.stderr
     # no terminal: the first-use pretraining reports its progress like kdreg's own phases
     assert "teacher_pretrain step 800/800 · loss" in first.stderr
@@ -67,4 +72,5 @@ def test_reduced_study_teacher_transfers_and_pretraining_kd_beats_a_random_stude
     second = kdreg_cli("run", "--config", str(grid), "--device", "cpu")
     assert second.returncode == 0, second.stderr
     assert "pretraining the synthetic teacher" not in second.stderr
+    assert "before its first use" not in second.stderr
     assert "3 skipped" in second.stderr.replace("\n", " ")
