@@ -6,6 +6,7 @@ the data is wrong. :func:`explain_no_match` names each filter value that no stor
 has, with the values the store holds for that filter::
 
     no run has language 'de'; stored languages: l0, l1, l2, l3, l4, l5
+    no run has teacher 'mbert'; stored teachers: synthetic (as synthetic:size=large)
 
 It runs only after a result came back empty and costs a few small ``SELECT DISTINCT``
 statements, each only when its filter was given: one over the runs (100,000 rows in a
@@ -36,17 +37,24 @@ RUN_FILTERS = {
 """Run filters that get a hint: Filters field → (singular, plural) as people read them."""
 
 
-def _listing(values: Iterable[str]) -> str:
+def _listing(values: Iterable[str], specs: dict[str, set[str]] | None = None) -> str:
+    """Sorted values, the first :data:`SHOWN`; a plugin name stored with other specs shows them too."""
     ordered = sorted(set(values))
     if not ordered:
         return "none"
-    shown = ", ".join(ordered[:SHOWN])
+
+    def shown_as(name: str) -> str:
+        other = sorted((specs or {}).get(name, set()) - {name})
+        return f"{name} (as {'; '.join(other)})" if other else name
+
+    shown = ", ".join(shown_as(name) for name in ordered[:SHOWN])
     return shown + (f", … ({len(ordered)} in all)" if len(ordered) > SHOWN else "")
 
 
-def _line(what: str, plural: str, missing: list[str], stored: Iterable[str]) -> str:
+def _line(what: str, plural: str, missing: list[str], stored: Iterable[str],
+          specs: dict[str, set[str]] | None = None) -> str:
     values = " or ".join(repr(v) for v in missing)
-    return f"no run has {what} {values}; stored {plural}: {_listing(stored)}"
+    return f"no run has {what} {values}; stored {plural}: {_listing(stored, specs)}"
 
 
 def explain_no_match(reader: Reader, filters: Filters) -> list[str]:
@@ -71,13 +79,15 @@ def explain_no_match(reader: Reader, filters: Filters) -> list[str]:
             statement = parts[0] if len(parts) == 1 else union_all(*parts)
             stored: dict[str, set[str]] = {name: set() for name in active}
             specs: dict[str, set[str]] = {name: set() for name in active}
+            spelled: dict[str, dict[str, set[str]]] = {name: {} for name in active}  # name → its specs
             for row in connection.execute(statement):
                 stored[row.filter].add(row.name)
                 specs[row.filter].add(row.spec)
+                spelled[row.filter].setdefault(row.name, set()).add(row.spec)
             for name in active:
                 missing = [v for v in getattr(filters, name) if v not in stored[name] | specs[name]]
                 if missing:
-                    lines.append(_line(*RUN_FILTERS[name], missing, stored[name]))
+                    lines.append(_line(*RUN_FILTERS[name], missing, stored[name], spelled[name]))
         if filters.language_columns:
             # DISTINCT on the leading column of ix_results_lang_run_id: SQLite skips through the index.
             langs = set(connection.execute(select(results.c.lang).distinct()).scalars())
