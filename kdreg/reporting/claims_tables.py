@@ -23,21 +23,26 @@ def heading(metric: str, split: str, scale: float) -> str:
             f"{CONFIDENCE:.0%} CI")
 
 
-def evidence_line(e: Evidence, digits: int) -> str:
+KEEP = "\u00a0"
+"""Joins what wrapping must not split ("p 0.003", "n 6 pairs", the interval); a space once wrapped."""
+
+
+def evidence_line(e: Evidence, digits: int, keep: str = " ") -> str:
+    """One comparison behind a verdict; ``keep`` joins the parts a wrapped line keeps together."""
     m = e.measure
     column = "zero-shot avg" if m.column == ZERO_SHOT else m.column
     interval = ("" if m.ci_low is None or m.ci_high is None
-                else f" [{m.ci_low:+.{digits}f}, {m.ci_high:+.{digits}f}]")
+                else f" [{m.ci_low:+.{digits}f},{keep}{m.ci_high:+.{digits}f}]")
     delta = "—" if m.delta is None else f"{m.delta:+.{digits}f}"
-    return (f"{e.comparison}, {column}: Δ {delta}{interval}, p {p_text(m.p_value)}, "
-            f"n {m.n} pair{'s' if m.n != 1 else ''} — {WORDS[e.verdict]}")
+    return (f"{e.comparison}, {column}: Δ{keep}{delta}{interval}, p{keep}{p_text(m.p_value)}, "
+            f"n{keep}{m.n}{keep}pair{'s' if m.n != 1 else ''} — {WORDS[e.verdict]}")
 
 
 def claim_lines(claim: Claim, digits: int) -> list[str]:
     """The claim with its verdict, what was compared, the evidence and notes (indented)."""
     lines = [f"{claim.number}. {claim.text}: {claim.verdict.upper()}",
              f"   {claim.compared}: {claim.reason}"]
-    lines += [f"   {evidence_line(e, digits)}" for e in claim.evidence[:SHOWN]]
+    lines += [f"   {evidence_line(e, digits, KEEP)}" for e in claim.evidence[:SHOWN]]
     if len(claim.evidence) > SHOWN:
         lines.append(f"   … and {len(claim.evidence) - SHOWN} more (kdreg claims --format json)")
     if claim.unpaired and claim.evidence:
@@ -54,7 +59,7 @@ def render_terminal(claims: Sequence[Claim], *, metric: str, split: str, scale: 
         lines += claim_lines(claim, digits)
     if width is not None:
         lines = [part for line in lines for part in _wrap(line, width)]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines).replace(KEEP, " ") + "\n"
 
 
 def _wrap(line: str, width: int) -> list[str]:

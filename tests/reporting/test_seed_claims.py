@@ -152,6 +152,9 @@ def test_the_command_prints_every_verdict_in_every_format(tmp_path: Path) -> Non
     assert done.exit_code == 0, done.output
     lines = done.stdout.splitlines()
     assert max(len(line) for line in lines) <= 80  # wrapped to the terminal, continuations indented
+    import re  # never between a number and what it is: "p" / "0.003", "Δ" / "+10.0", "[+1.2," / "+3.4]"
+    assert not [line for line in lines if re.search(r"(\bp|\bn|Δ|\[[+-][\d.]+,|\bn \d+)$", line)]
+    assert "\u00a0" not in done.stdout
     text = " ".join(done.stdout.split())
     assert text.startswith("Claims of the seed study — Δ = A − B in accuracy on test ×100; paired t-test")
     assert "1. KD in pretraining beats KD in fine-tuning on zero-shot targets: SUPPORTED" in text
