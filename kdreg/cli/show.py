@@ -51,9 +51,11 @@ def _print_record(record: dict[str, Any]) -> None:
         console.print(f"  {key:<10} source {source}{zero_shot}", markup=False)
     if record["results"]:
         rows = [{**r, "source": "yes" if r["is_source"] else ""} for r in record["results"]]
+        # `lang` (the normalised code) only when some benchmark spelling differs from it
+        codes = ["lang"] if any(r["lang"] != r["language"] for r in rows) else []
         render_rows(
             rows,
-            ["language", "lang", "split", "metric", "value", "source"],
+            ["language", *codes, "split", "metric", "value", "source"],
             title="results",
             no_wrap=("value",),
         )
