@@ -29,7 +29,7 @@ from kdreg.cli.options import (
     check_format,
     filters_from_options,
 )
-from kdreg.cli.output import console, err_console, print_hints
+from kdreg.cli.output import console, err_console, print_hints, print_json
 
 CLAIMS_FORMATS = ("terminal", "markdown", "json")
 
@@ -76,9 +76,16 @@ def claims(
 
     store = open_reader(db)
     try:
-        if not matched_runs(store, filters):  # three "inconclusive" verdicts would hide why
-            print_hints(explain_no_match(store, filters))
+        # A filter value no run has, or no run at all, would read as three "inconclusive" verdicts.
+        # (Teacher and no-KD rows match any --student/--loss/--corpus: hence the hints first.)
+        hints = explain_no_match(store, filters)
+        if hints or not matched_runs(store, filters):
+            print_hints(hints)
             err_console.print(f"No succeeded runs match in {store.label}; the claims need runs to compare.")
+            if fmt == "json":
+                from kdreg.reporting.claims_tables import claims_record
+
+                print_json(claims_record([], metric=filters.metrics[0], split=filters.splits[0], scale=scale))
             return
         text = claims_text(store, filters, fmt=fmt, scale=scale, digits=digits, width=console.width)
     finally:

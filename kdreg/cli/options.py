@@ -35,7 +35,7 @@ def check_format(fmt: str, allowed: tuple[str, ...] = FORMATS) -> str:
 
 
 # --------------------------------------------------------------------------- store filters
-# Shared by `query`, `report` and `export`: repeat an option (or comma-separate values)
+# Shared by `query`, `report`, `compare`, `claims` and `export`: repeat an option (or comma-separate values)
 # for OR within it; different options combine with AND (said once, in each command's help).
 FILTER_HELP = (
     "Filters: repeat an option or comma-separate values for OR (--seed 0,1,2); "

@@ -10,7 +10,8 @@ from rich.markup import escape
 from kdreg.cli.options import JsonOption
 from kdreg.cli.output import console, print_json, render_rows
 
-plugins_app = typer.Typer(help="List and inspect teacher, student, loss, benchmark and corpus plugins.")
+plugins_app = typer.Typer(
+    help="List and inspect teacher, student, loss, benchmark, corpus and executor plugins.")
 
 KindOption = Annotated[
     str | None,

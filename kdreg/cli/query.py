@@ -114,8 +114,6 @@ def print_fitted_rows(rows: list[dict[str, Any]], columns: list[str], title: str
     console.file.write(render_text_table(title, laid, width=width, above=above, below=legend) + "\n")
 
 
-
-
 def _status(status: str, age: float | None) -> str:
     """'running (beat 4s ago)', 'stale (no beat for 3m05s)', or the status as it is."""
     from kdreg.store.liveness import describe_age

@@ -46,9 +46,12 @@ def _print_record(record: dict[str, Any]) -> None:
             value = f"{record[key]:.1f} s" if key == "duration_s" else record[key]
             console.print(f"  {label:<10} {value}", markup=False)
     for key, entry in record["summary"].items():
-        zero_shot = "" if entry["zero_shot"] is None else f"  zero-shot avg {number(entry['zero_shot'])}"
-        source = "" if entry["source"] is None else f"{number(entry['source'])} ({entry['source_lang']})"
-        console.print(f"  {key:<10} source {source}{zero_shot}", markup=False)
+        parts = []
+        if entry["source"] is not None:
+            parts.append(f"source {number(entry['source'])} ({entry['source_lang']})")
+        if entry["zero_shot"] is not None:
+            parts.append(f"zero-shot avg {number(entry['zero_shot'])}")
+        console.print(f"  {key:<10} {'  '.join(parts)}".rstrip(), markup=False)
     if record["results"]:
         rows = [{**r, "source": "yes" if r["is_source"] else ""} for r in record["results"]]
         # `lang` (the normalised code) only when some benchmark spelling differs from it

@@ -208,7 +208,11 @@ def first_use_notes(plan: Plan, plugins: PluginSet, unavailable: Iterable[tuple[
         if teacher.spec in notes or teacher.spec in missing:
             continue
         first_use = getattr(plugins.instance(teacher), "first_use", None)
-        notes[teacher.spec] = first_use() if callable(first_use) else None
+        try:
+            note = first_use() if callable(first_use) else None
+        except Exception:  # an optional courtesy: a plugin's bug here must not stop the grid
+            note = None
+        notes[teacher.spec] = note if isinstance(note, str) else None
     return [(spec, note) for spec, note in notes.items() if note]
 
 

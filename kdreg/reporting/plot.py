@@ -96,7 +96,7 @@ def row_labels(table: ReportTable) -> tuple[list[str], list[str], list[str]]:
     return [" · ".join(p) or f"row {i + 1}" for i, p in enumerate(parts)], shared, legend
 
 
-TEACHER_STYLES = (("black", "s", "--"), ("dimgray", "*", "-."), ("darkgray", "H", ":"))
+TEACHER_STYLES = (("black", "s", "--"), ("dimgray", "*", "-."), ("darkgray", "8", ":"))
 """Teachers' rows, in order: shades of grey, markers no student uses, their own dashes."""
 
 

@@ -8,7 +8,8 @@ has, with the values the store holds for that filter::
     no run has language 'de'; stored languages: l0, l1, l2, l3, l4, l5
     no run has teacher 'mbert'; stored teachers: synthetic (as synthetic:size=large)
 
-It runs only after a result came back empty and costs a few small ``SELECT DISTINCT``
+It runs after a result came back empty (and for ``compare`` and ``claims`` whenever a
+language or plugin filter could leave a row without pairs) and costs a few small ``SELECT DISTINCT``
 statements, each only when its filter was given: one over the runs (100,000 rows in a
 large store), one over the results' languages and one over their metrics and splits,
 both answered from the results' indexes (tens of milliseconds on 1.6 M results).
@@ -25,6 +26,8 @@ from kdreg.store.reading import Reader, read_connection, results, runs
 
 SHOWN = 20
 """Stored values listed per filter before '… (N in all)'."""
+SPECS_SHOWN = 3
+"""Specs listed per plugin name (a sweep of 50 ``kl:…`` settings is not one line of 50)."""
 
 RUN_FILTERS = {
     "teacher": ("teacher", "teachers"),
@@ -45,7 +48,8 @@ def _listing(values: Iterable[str], specs: dict[str, set[str]] | None = None) ->
 
     def shown_as(name: str) -> str:
         other = sorted((specs or {}).get(name, set()) - {name})
-        return f"{name} (as {'; '.join(other)})" if other else name
+        more = f"; … ({len(other)} specs)" if len(other) > SPECS_SHOWN else ""
+        return f"{name} (as {'; '.join(other[:SPECS_SHOWN])}{more})" if other else name
 
     shown = ", ".join(shown_as(name) for name in ordered[:SHOWN])
     return shown + (f", … ({len(ordered)} in all)" if len(ordered) > SHOWN else "")

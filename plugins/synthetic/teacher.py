@@ -210,8 +210,10 @@ class SyntheticTeacher(Teacher):
         """Pretraining, when this world's teacher is neither shipped nor in the cache yet."""
         if (self.shipped_path() / COMPLETE).exists() or (self.path() / COMPLETE).exists():
             return None
-        return (f"pretrained before its first use ({self.params.steps:,} masked-LM steps; several minutes "
-                "on a few CPU cores) and cached: kdreg ships only the default study's teachers")
+        steps = self.params.steps or 0
+        took = "; minutes on a few CPU cores" if steps >= 1000 else ""
+        return (f"pretrained before its first use ({steps:,} masked-LM steps{took}) and cached: "
+                "kdreg ships only the default study's teachers")
 
     def ensure_pretrained(self) -> Path:
         """The folder of the pretrained teacher: shipped, cached, or pretrained now if no process has yet."""

@@ -141,3 +141,29 @@ def test_run_tasks_are_recorded_with_the_grid(world: dict[str, str], kdreg_home:
     with sqlite3.connect(kdreg_home / "kdreg.db") as db:
         teacher_key = db.execute("SELECT key FROM tasks WHERE kind = 'teacher'").fetchone()[0]
     assert [json.loads(deps) for _, _, deps, _ in tasks[1:]] == [[teacher_key], [], [teacher_key]]
+
+
+def test_first_use_notes_ask_each_teacher_once_and_survive_a_plugin_bug() -> None:
+    """Teacher.first_use is an optional courtesy: one that raises or returns a non-text says nothing."""
+    from types import SimpleNamespace
+
+    from kdreg.execution.plan import first_use_notes
+
+    asked: list[str] = []
+
+    def teacher(spec: str, answer: object) -> SimpleNamespace:
+        def first_use() -> object:
+            asked.append(spec)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+        return SimpleNamespace(spec=spec, plugin=SimpleNamespace(first_use=first_use))
+
+    teachers = [teacher("new-world", "pretrained first"), teacher("buggy", RuntimeError("oops")),
+                teacher("odd", 42), teacher("ready", None), teacher("offline", "never asked")]
+    items = [SimpleNamespace(job=SimpleNamespace(teacher=t)) for t in teachers * 3]
+    plan = SimpleNamespace(to_run=items)
+    plugins = SimpleNamespace(instance=lambda resolved: resolved.plugin)
+    notes = first_use_notes(plan, plugins, unavailable=[("teacher", "offline")])  # type: ignore[arg-type]
+    assert notes == [("new-world", "pretrained first")]
+    assert asked == ["new-world", "buggy", "odd", "ready"]  # once each; an unavailable one not at all

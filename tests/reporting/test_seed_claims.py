@@ -172,7 +172,8 @@ def test_the_command_prints_every_verdict_in_every_format(tmp_path: Path) -> Non
 def test_filters_that_match_no_run_say_so_instead_of_three_inconclusive_verdicts(tmp_path: Path) -> None:
     url = write_study(tmp_path / "none.db", seeds=SEEDS, pretrain=effect(0.10, SEEDS),
                       finetune=effect(0.0, SEEDS), larger=effect(-0.05, SEEDS))
-    for argv in (["--teacher", "mbert"], ["--seed", "99"], ["--grid", "42"]):
+    for argv in (["--teacher", "mbert"], ["--seed", "99"], ["--grid", "42"], ["--student", "nosuch"],
+                 ["--loss", "nosuch"], ["--corpus", "nosuch"]):  # teacher and no-KD rows match the last 3
         done = CliRunner().invoke(app, ["claims", "--db", url, *argv])
         assert done.exit_code == 0, done.output
         assert done.stdout == "", argv
@@ -180,6 +181,8 @@ def test_filters_that_match_no_run_say_so_instead_of_three_inconclusive_verdicts
     done = CliRunner().invoke(app, ["claims", "--db", url, "--teacher", "mbert"])
     assert "no run has teacher 'mbert'; stored teachers: " in " ".join(done.stderr.split())
     assert CliRunner().invoke(app, ["claims", "--db", url, "--lang", "de"]).exit_code == 2  # no such option
+    empty = CliRunner().invoke(app, ["claims", "--db", url, "--loss", "nosuch", "--format", "json"])
+    assert json.loads(empty.stdout)["claims"] == []  # scripts still get a document
 
 
 def test_compare_sends_a_run_named_both_ways_to_the_side_naming_its_spec(tmp_path: Path) -> None:
