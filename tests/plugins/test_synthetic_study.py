@@ -58,7 +58,7 @@ def test_reduced_study_teacher_transfers_and_pretraining_kd_beats_a_random_stude
     assert note["teacher"].startswith("synthetic") and "800 masked-LM steps" in note["note"]
     first = kdreg_cli("run", "--config", str(grid), "--device", "cpu", env={"KDREG_PROGRESS_SECONDS": "2"})
     assert first.returncode == 0, first.stderr
-    assert "pretrained before its first use (800 masked-LM steps;" in " ".join(first.stderr.split())
+    assert "pretrained before its first use (800 masked-LM steps)" in " ".join(first.stderr.split())
     assert "pretraining the synthetic teacher" in first.stderr
     # no terminal: the first-use pretraining reports its progress like kdreg's own phases
     assert "teacher_pretrain step 800/800 · loss" in first.stderr
