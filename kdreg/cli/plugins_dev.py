@@ -138,9 +138,11 @@ def _print_reports(reports: list[dict[str, Any]]) -> None:
         render_rows(r["checks"], ["check", "status", "reason"], title=f"{r['kind'] or '?'} {r['name']}")
     for r in reports:
         counts = {s: sum(c["status"] == s for c in r["checks"]) for s in ("pass", "fail", "skip")}
-        colour = "green" if r["passed"] else "red"
+        untested = any(c["check"] == "behaviour" and c["status"] == "skip" for c in r["checks"])
+        verdict, colour = (("FAILS", "red") if not r["passed"] else
+                           ("not fully checked here", "yellow") if untested else ("conforms", "green"))
         console.print(
-            f"[{colour}]{'conforms' if r['passed'] else 'FAILS'}[/] {r['kind'] or '?'} {r['name']}: "
+            f"[{colour}]{verdict}[/] {r['kind'] or '?'} {r['name']}: "
             f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped",
             markup=True,
             highlight=False,
@@ -149,7 +151,7 @@ def _print_reports(reports: list[dict[str, Any]]) -> None:
         # Each failure once more on one unfolded line: a narrow table folds the reason, which
         # is where the check says what to change.
         for c in r["checks"]:
-            if c["status"] == "fail":
+            if c["status"] == "fail" or (untested and c["status"] == "skip"):
                 console.print(f"  {c['check']}: {c['reason']}", markup=False, highlight=False, soft_wrap=True)
 
 

@@ -104,6 +104,22 @@ def describe_exception(exc: BaseException) -> str:
     return text[:300]
 
 
+def _check_here(instance: Any) -> None:
+    """``instance.check()``; a model or dataset to obtain (not a flaw of the plugin) skips the row.
+
+    Offline, ``plugins check mbert`` cannot load mBERT: that says nothing about the plugin's
+    code. Malformed local data (an error naming nothing to obtain) still fails the check.
+    """
+    from kdreg.errors import ObtainableError
+
+    try:
+        instance.check()
+    except ObtainableError as exc:
+        if not exc.missing:
+            raise
+        raise CheckSkipped(f"not available here: {describe_exception(exc)}") from exc
+
+
 # ----------------------------------------------------------------- public API
 def check_plugin(
     kind: str, cls_or_name: Any, params: Any = None, *, teacher: Any = None
@@ -138,8 +154,11 @@ def check_plugin(
         return ctx.rows
     if callable(getattr(ctx.instance, "check", None)):
         with ctx.row("check()") as note:
-            ctx.instance.check()
+            _check_here(ctx.instance)
             note[0] = "no error"
+        if ctx.rows[-1].skipped:  # a model or dataset this machine cannot have: nothing to judge
+            ctx.skip("behaviour", "not run: it needs what check() could not find here")
+            return ctx.rows
     if not contract_ok or ctx.failed:
         what = "contract failures" if not contract_ok else "failures"
         ctx.skip("behaviour", f"not run: fix the {what} above first")

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kdreg.errors import ModelUnavailableError
-from kdreg.hub import hub_online, offline_requested
+from kdreg.hub import hub_online, offline_reason, offline_requested
 from kdreg.plugins.spec import Head, LoadedModel, LoadReport
 
 Role = Literal["teacher", "student"]
@@ -161,7 +161,7 @@ def offline_error(source: ModelSource) -> ModelUnavailableError:
     """The error for a hub model that is not in the local cache while the Hub cannot be used."""
     return ModelUnavailableError(
         f"{source.role} {source.plugin!r}: model {source.location} is not in the local Hugging Face "
-        f"cache and the Hub is unreachable; {advice(source.role)}, or set HF_HOME to a cache that has it.",
+        f"cache and {offline_reason()}; {advice(source.role)}, or set HF_HOME to a cache that has it.",
         missing=f"{source.plugin!r} ({source.location})",
         instead=f"--{source.role} hf:path=DIR",
     )

@@ -369,3 +369,22 @@ def test_builtin_data_plugins_conform(tmp_path: Path) -> None:
             (folder / f"{split}.tsv").write_text(rows, encoding="utf-8")
     assert_plugin_conforms("corpus", "text", f"path={tmp_path / 'corpus'}")
     assert_plugin_conforms("benchmark", "files", f"path={tmp_path / 'task'}")
+
+
+def test_a_model_this_machine_cannot_have_skips_the_checks_it_needs_not_fails_them(tmp_path: Path) -> None:
+    """Offline, mBERT is not a flaw of the mbert plugin; a folder that is not a model still fails."""
+    from typer.testing import CliRunner
+
+    from kdreg.cli.main import app
+
+    results = assert_plugin_conforms("teacher", "mbert")  # HF_HUB_OFFLINE=1 in the tests
+    rows = {r.name: r for r in results}
+    assert rows["check()"].status == "skip" and rows["behaviour"].status == "skip"
+    assert "not available here: ModelUnavailableError" in rows["check()"].reason
+    assert "the Hugging Face Hub is not used (HF_HUB_OFFLINE=1)" in rows["check()"].reason
+    done = CliRunner().invoke(app, ["plugins", "check", "mbert"])
+    assert done.exit_code == 0, done.output
+    assert "not fully checked here teacher mbert" in " ".join(done.output.split())
+    (tmp_path / "empty").mkdir()
+    broken = {r.name: r for r in check_plugin("teacher", f"hf:path={tmp_path / 'empty'}")}
+    assert broken["check()"].status == "fail"  # nothing to obtain: the folder itself is wrong
