@@ -35,16 +35,46 @@ def deferred() -> Iterator[None]:
     Slurm sends SIGTERM right after a preemption signal, and an impatient user presses Ctrl-C
     twice: the record of the first interruption must still land. Signals that arrive meanwhile
     are delivered when the block ends (the task is being interrupted anyway).
+
+    Blocking the signals (``pthread_sigmask``) holds them only from this thread: a process
+    with other threads (a worker's watcher, a heartbeat) has the kernel hand them to one of
+    those, and Python still runs its handler here. So kdreg's handlers also look at
+    :data:`_holding` and leave the signal pending, to be raised when the block ends.
     """
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    held = {*SIGNALS, signal.SIGINT}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    global _holding
+    _holding += 1
+    interrupt = signal.getsignal(signal.SIGINT)
+    if interrupt is signal.default_int_handler:  # Ctrl-C's default raises at once: hold it too
+        signal.signal(signal.SIGINT, _hold_interrupt)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {*SIGNALS, signal.SIGINT}) if _MASKS else None
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        _holding -= 1
+        if previous is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        if interrupt is signal.default_int_handler:
+            signal.signal(signal.SIGINT, interrupt)
+        if not _holding and _held:
+            signum = _held.pop()
+            _held.clear()
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            raise Terminated(signum)
+
+
+_MASKS = hasattr(signal, "pthread_sigmask")
+_holding = 0
+"""How many :func:`deferred` blocks the main thread is in."""
+_held: list[int] = []
+"""Signals that arrived inside them, raised when the outermost one ends."""
+
+
+def _hold_interrupt(signum: int, _frame: FrameType | None) -> None:
+    _held.append(signum)
 
 
 def exit_code(interrupt: BaseException) -> int:
@@ -71,6 +101,9 @@ def termination_requested() -> int | None:
 
 def _raise_terminated(signum: int, _frame: FrameType | None) -> None:
     _received.append(signum)
+    if _holding:  # inside deferred(): raised when it ends
+        _held.append(signum)
+        return
     raise Terminated(signum)
 
 

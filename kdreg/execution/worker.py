@@ -277,10 +277,15 @@ def _execute(task: Task, context: TaskContext, recorder: Recorder) -> TaskOutcom
     from kdreg.pipeline.environment import environment
 
     outcome = TaskOutcome(task.key, task.kind, "running", host=socket.gethostname(), pid=os.getpid())
-    if not recorder.claim(task):
-        outcome.status, outcome.error = "skipped", "another kdreg process is running it"
-        return outcome
+    claimed = False
     try:
+        # Claimed and known to be claimed at once: a signal that lands right after the claim is
+        # then recorded as this task's interruption, never leaving its run marked running.
+        with deferred():
+            claimed = recorder.claim(task)
+        if not claimed:
+            outcome.status, outcome.error = "skipped", "another kdreg process is running it"
+            return outcome
         with _Heartbeat(recorder, task):
             pipeline = _state.pipeline(context.device)
             pipeline.loads.take()  # this task's loads only
@@ -314,12 +319,16 @@ def _execute(task: Task, context: TaskContext, recorder: Recorder) -> TaskOutcom
             with deferred():  # recorded as a whole, never half succeeded, half interrupted
                 recorder.finished(task, outcome)
     except (KeyboardInterrupt, SystemExit) as interrupt:  # SystemExit: submitit requeues after preemption
+        if not claimed:  # nothing of it is in the store yet: it goes again as it was
+            raise
         outcome.status, outcome.error = "interrupted", interrupted_by(interrupt)
         outcome.results, outcome.curves, outcome.finished_at = [], {}, time.time()
         with deferred():
             recorder.finished(task, outcome)
         raise
     except Exception as exc:
+        if not claimed:  # the claim itself failed (the store): as before, the caller's error
+            raise
         signum = termination_requested()
         if signum is not None:  # an error while stopping (an import cut short) is the interruption's
             outcome.status, outcome.error = "interrupted", interrupted_by(Terminated(signum))

@@ -98,6 +98,7 @@ def _on_terminate(signum: int, frame: Any) -> None:
 
     if current_task() is not None:
         _raise_terminated(signum, frame)  # the task marks its run interrupted, then this worker exits
+        return  # held while the task records something whole (signals.deferred): raised after it
     os._exit(128 + signum)
 
 

@@ -169,3 +169,51 @@ def test_kill_9_of_the_planner_stops_its_workers_and_the_next_run_finishes(
     _, stderr = again.communicate(timeout=180)
     assert again.returncode == 0, stderr
     assert set(dict(rows(db, "SELECT id, status FROM runs")).values()) == {"succeeded"}
+
+
+CLAIM_THEN_SIGNAL = """
+import os, signal, sys
+from kdreg.execution import recording
+
+claim = recording.StoreRecorder.claim
+
+def claim_then_signal(self, task):  # SIGTERM arriving the instant a run is claimed, once
+    claimed = claim(self, task)
+    if task.kind == "run" and not os.path.exists(os.environ["SIGNALLED"]):
+        open(os.environ["SIGNALLED"], "w").close()
+        os.kill(os.getpid(), signal.SIGTERM)
+    return claimed
+
+recording.StoreRecorder.claim = claim_then_signal  # also in local workers, which import this module
+
+if __name__ == "__main__":
+    from kdreg.cli.main import main
+
+    sys.argv[0] = "kdreg"
+    main()
+"""
+
+
+@pytest.mark.parametrize("executor", ["inline", "local:workers=2"])
+def test_a_signal_right_after_a_claim_leaves_the_run_interrupted_never_running(
+        world: dict[str, str], kdreg_home: Path, tmp_path: Path, executor: str) -> None:
+    script = tmp_path / "signal_after_claim.py"
+    script.write_text(CLAIM_THEN_SIGNAL)
+    db, grid = kdreg_home / "c.db", tmp_path / "grid.toml"
+    grid.write_text(GRID)
+    argv = ["run", "--teacher", world["teacher"], "--student", "layers:k=1",
+            "--benchmark", world["benchmark"], "--stage", "teacher,none", "--config", str(grid),
+            "--db", str(db), "--executor", executor]
+    first = subprocess.run([sys.executable, str(script), *argv], capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "SIGNALLED": str(tmp_path / "signalled")})
+    assert (tmp_path / "signalled").exists()  # the signal came the instant a run was claimed
+    statuses = [status for (status,) in rows(db, "SELECT status FROM runs")]
+    assert "running" not in statuses, (statuses, first.stderr)
+    if executor == "inline":  # the planner itself was signalled: it stopped, its run interrupted
+        assert first.returncode == 143 and "interrupted" in statuses, (statuses, first.stderr)
+    else:  # a worker was: its task recorded itself interrupted and went again on a new worker
+        assert first.returncode == 0 and set(statuses) == {"succeeded"}, (statuses, first.stderr)
+    again = subprocess.run([sys.executable, "-m", "kdreg", *argv], capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert {status for (status,) in rows(db, "SELECT status FROM runs")} == {"succeeded"}
