@@ -81,17 +81,14 @@ def explain_no_match(reader: Reader, filters: Filters) -> list[str]:
                     .distinct()
                 )
             statement = parts[0] if len(parts) == 1 else union_all(*parts)
-            stored: dict[str, set[str]] = {name: set() for name in active}
-            specs: dict[str, set[str]] = {name: set() for name in active}
-            spelled: dict[str, dict[str, set[str]]] = {name: {} for name in active}  # name → its specs
+            stored: dict[str, dict[str, set[str]]] = {name: {} for name in active}  # plugin name → its specs
             for row in connection.execute(statement):
-                stored[row.filter].add(row.name)
-                specs[row.filter].add(row.spec)
-                spelled[row.filter].setdefault(row.name, set()).add(row.spec)
+                stored[row.filter].setdefault(row.name, set()).add(row.spec)
             for name in active:
-                missing = [v for v in getattr(filters, name) if v not in stored[name] | specs[name]]
+                known = set(stored[name]).union(*stored[name].values())  # names and full specs
+                missing = [v for v in getattr(filters, name) if v not in known]
                 if missing:
-                    lines.append(_line(*RUN_FILTERS[name], missing, stored[name], spelled[name]))
+                    lines.append(_line(*RUN_FILTERS[name], missing, stored[name].keys(), specs=stored[name]))
         if filters.language_columns:
             # DISTINCT on the leading column of ix_results_lang_run_id: SQLite skips through the index.
             langs = set(connection.execute(select(results.c.lang).distinct()).scalars())

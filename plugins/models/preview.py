@@ -26,7 +26,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -149,13 +148,10 @@ def remembered_preview(config: dict[str, Any] | None, load_config: Callable[[], 
         return remembered
     report = preview(load_config(), head, keys)
     if file is not None:
-        partial = file.with_name(f".{file.name}.{os.getpid()}")
+        from kdreg.execution.recording import write_atomically
+
         try:
-            file.parent.mkdir(parents=True, exist_ok=True)
-            partial.write_text(json.dumps(asdict(report)), encoding="utf-8")
-            os.replace(partial, file)  # whole or absent, whoever reads it
+            write_atomically(file, asdict(report))  # whole or absent, whoever reads it
         except OSError:
             pass
-        finally:
-            partial.unlink(missing_ok=True)
     return report
