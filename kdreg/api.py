@@ -83,12 +83,8 @@ class Experiments:
         f = self._filters(filters)
         codes = [c.code for c in f.language_columns]
         with read_connection(self._store) as conn:
-            rows = [
-                dict(r)
-                for r in conn.execute(
-                    select_run_scores(f, sort=sort, descending=descending, limit=limit)
-                ).mappings()
-            ]
+            statement = select_run_scores(f, sort=sort, descending=descending, limit=limit)
+            rows = conn.execute(statement).mappings()
         columns = [*RUN_COLUMNS, "metric", "split", "source_lang", "source", *codes, "zero_shot", "targets"]
         return _frame(rows, columns, frame)
 
@@ -101,7 +97,7 @@ class Experiments:
 
         f = self._filters(filters)
         with read_connection(self._store) as conn:
-            rows = [dict(r) for r in conn.execute(select_flat(f)).mappings()]
+            rows = conn.execute(select_flat(f)).mappings()
         return _frame(rows, list(FLAT_COLUMNS), frame)
 
     def seed_groups(self, *, frame: bool = True, status: Any = "succeeded", **filters: Any) -> Any:

@@ -97,13 +97,10 @@ def claims(
 
 def matched_runs(store: Any, filters: Any) -> int:
     """How many stored runs pass ``filters``."""
-    from sqlalchemy import func, select
-
-    from kdreg.store.queries import read_connection, select_run_ids
+    from kdreg.store.queries import count_runs, read_connection
 
     with read_connection(store) as connection:
-        return int(connection.execute(select(func.count()).select_from(select_run_ids(filters).subquery()))
-                   .scalar_one())
+        return int(connection.execute(count_runs(filters)).scalar())
 
 
 def claims_text(source: Any, filters: Any, *, fmt: str = "terminal", scale: float = 100.0,

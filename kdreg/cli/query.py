@@ -278,7 +278,6 @@ def query(
         until=until,
     )
     from kdreg.store.hints import explain_no_match
-    from kdreg.store.liveness import db_now
     from kdreg.store.queries import open_reader, read_connection, select_run_scores
 
     codes = [col.code for col in filters.language_columns]
@@ -302,7 +301,7 @@ def query(
                 stmt = select_run_scores(filters, sort=sort, descending=descending, limit=limit)
                 result = conn.execute(stmt)
                 names, found = list(result.keys()), result.all()
-                now = db_now(conn)
+                now = conn.now()
             rows, columns = run_rows(found, names, codes, fmt, now)
             what = "runs"
         if not rows:

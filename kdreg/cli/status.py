@@ -23,18 +23,28 @@ def status(
     db: DbOption = None,
 ) -> None:
     """Show a grid's progress: runs by status (stale: its process died), models built, running tasks."""
-    from kdreg.errors import RunNotFoundError
-    from kdreg.store.liveness import describe_age, stale_seconds
-    from kdreg.store.store import open_store
+    from kdreg.store.liveness import stale_seconds
+    from kdreg.store.reading import open_reader
 
     stale_limit = stale_seconds()  # a bad KDREG_STALE_SECONDS is one line, before any reading
-    store = open_store(db, read_only=True)
+    store: Any = open_reader(db)
     if store.journals():  # a cluster grid's outcomes wait in files: record what has arrived
         store.close()
-        store = open_store(db)
         from kdreg.execution.journal import collect
+        from kdreg.store.store import open_store
 
+        store = open_store(db)
         collect(store)
+    try:
+        _show(store, grid, as_json, stale_limit)
+    finally:
+        store.close()
+
+
+def _show(store: Any, grid: int | None, as_json: bool, stale_limit: float) -> None:
+    from kdreg.errors import RunNotFoundError
+    from kdreg.store.liveness import describe_age
+
     grid_id = grid if grid is not None else store.latest_grid_id()
     if grid_id is None:
         raise RunNotFoundError("The store has no grid yet; `kdreg run` starts one.")

@@ -157,34 +157,10 @@ def group_sort_key(group: SeedGroup) -> tuple[Any, ...]:
     )
 
 
-def fetch_all(source: Any, statements: Sequence[Any]) -> list[list[Any]]:
-    """Rows of each statement; from a :class:`~kdreg.store.reading.Reader`, in parallel.
-
-    The statements of a report are independent scans of the results; on their own
-    connections they run on two cores at once (SQLite releases the GIL while it works).
-    Given a single connection (tests, a caller's transaction), they run one after another.
-    """
-    if not hasattr(source, "engine"):
-        return [list(source.execute(stmt).mappings()) for stmt in statements]
-    from concurrent.futures import ThreadPoolExecutor
-
-    from kdreg.store.reading import read_connection
-
-    def fetch(stmt: Any) -> list[Any]:
-        # No statement cache in the threads: building cache keys concurrently crashed (a segfault
-        # in SQLAlchemy 2.1's compiled cache-key code, seen under load); compiling a report's few
-        # statements afresh costs milliseconds.
-        with read_connection(source) as connection:
-            return list(connection.execution_options(compiled_cache=None).execute(stmt).mappings())
-
-    with ThreadPoolExecutor(max_workers=min(2, len(statements))) as pool:
-        return list(pool.map(fetch, statements))
-
-
 def seed_groups(source: Any, filters: Filters, metric: str, split: str) -> list[SeedGroup]:
     """Aggregate the filtered runs over seeds for one metric and split (two SQL statements).
 
-    ``source`` is a Reader (statements run in parallel) or an open connection. Groups are
+    ``source`` is a Reader or Store (statements run in parallel) or an open read connection. Groups are
     the runs of one setup (their configs equal but for the seed, :mod:`kdreg.identity`);
     groups whose plugin specs are equal are labelled by what differs (``setup``).
     """
@@ -194,6 +170,7 @@ def seed_groups(source: Any, filters: Filters, metric: str, split: str) -> list[
         select_language_sums,
         select_zero_shot_sums,
     )
+    from kdreg.store.reading import fetch_all
 
     zero_shot_rows, language_rows, spelling_rows = fetch_all(
         source,
@@ -254,11 +231,12 @@ def setup_labels(source: Any, keys: Mapping[int, Mapping[str, Any]]) -> dict[int
 
 def run_configs(source: Any, run_ids: Sequence[int]) -> dict[int, Any]:
     """The canonical configs of some runs (a few hundred ids per statement)."""
-    from sqlalchemy import select
-
-    from kdreg.store.reading import runs
+    from kdreg.store.reading import fetch_all
+    from kdreg.store.sqltext import Params
 
     ids = list(run_ids)
-    statements = [select(runs.c.id, runs.c.config).where(runs.c.id.in_(ids[i : i + 500]))
-                  for i in range(0, len(ids), 500)]
+    statements = []
+    for i in range(0, len(ids), 500):
+        p = Params()
+        statements.append(p.sql(f"SELECT id, config FROM runs WHERE {p.is_in('id', ids[i : i + 500])}"))
     return {row["id"]: row["config"] for rows in fetch_all(source, statements) for row in rows}

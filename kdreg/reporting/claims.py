@@ -158,19 +158,17 @@ def evaluate_claims(source: Any, common: Filters, *, metric: str | None = None, 
 
 def teacher_sizes(source: Any) -> dict[str, float]:
     """Teacher spec → parameter count, from the teacher rows that recorded one."""
-    from sqlalchemy import func, select
-
     from kdreg.records import MODEL_SPLIT, PARAMETERS_METRIC
-    from kdreg.reporting.aggregate import fetch_all
-    from kdreg.store.reading import results, runs
+    from kdreg.store.reading import fetch_all
+    from kdreg.store.sqltext import Params
 
-    (rows,) = fetch_all(source, [
-        select(runs.c.teacher_spec, func.max(results.c.value).label("parameters"))
-        .select_from(runs.join(results, results.c.run_id == runs.c.id))
-        .where(runs.c.stage == "teacher", results.c.metric == PARAMETERS_METRIC,
-               results.c.split == MODEL_SPLIT)
-        .group_by(runs.c.teacher_spec)
-    ])
+    p = Params()
+    (rows,) = fetch_all(source, [p.sql(
+        "SELECT runs.teacher_spec AS teacher_spec, max(results.value) AS parameters"
+        " FROM runs JOIN results ON results.run_id = runs.id"
+        f" WHERE runs.stage = 'teacher' AND results.metric = {p(PARAMETERS_METRIC)}"
+        f" AND results.split = {p(MODEL_SPLIT)} GROUP BY runs.teacher_spec"
+    )])
     return {row["teacher_spec"]: float(row["parameters"]) for row in rows}
 
 

@@ -224,11 +224,9 @@ def compare(source: Any, a: Side, b: Side, common: Filters, *, metric: str | Non
 
 def _nothing_selected(source: Any, side: Side, option: str, common: Filters) -> str:
     """Why a side is empty: the stored values of the filters it names that match no run at all."""
-    hints: list[str] = []
-    if hasattr(source, "engine"):
-        from kdreg.store.hints import explain_no_match
+    from kdreg.store.hints import explain_no_match
 
-        hints = explain_no_match(source, side.filters)
+    hints = explain_no_match(source, side.filters)
     status = f" {'/'.join(common.status)}" if common.status else ""
     why = "; ".join(hints) or "no run passes it together with the other filters"
     return (f"{option} {side.text} selects no{status} run: {why} (a plugin spec is matched as stored: "

@@ -17,21 +17,23 @@ from kdreg.store.filters import Filters
 
 
 def read_side(source: Any, common: Filters, side: Filters, metric: str, split: str) -> list[ScoredRun]:
-    """The runs passing ``common`` and ``side``, with their scores; ``source``: a Reader or a connection."""
-    from sqlalchemy import select
-
-    from kdreg.reporting.aggregate import fetch_all
+    """The runs passing ``common`` and ``side``, with their scores; ``source``: a Reader or Store."""
     from kdreg.store.queries import run_conditions
-    from kdreg.store.reading import results, runs
+    from kdreg.store.reading import fetch_all
+    from kdreg.store.sqltext import Params, where
 
-    conditions = [*run_conditions(common, with_langs=False), *run_conditions(side, with_langs=False)]
-    spec_columns = [runs.c[f"{name}_spec"].label(name) for name in PLUGIN_DIMENSIONS]
+    def chosen(p: Params) -> str:
+        both = [run_conditions(f, p, with_langs=False) for f in (common, side)]
+        return where([*both[0], *both[1]])
+
+    spec_columns = ", ".join(f"runs.{name}_spec AS {name}" for name in PLUGIN_DIMENSIONS)
+    p, q = Params(), Params()
     run_rows, result_rows = fetch_all(source, [
-        select(runs.c.id, runs.c.config, runs.c.seed, runs.c.stage, *spec_columns)
-        .where(*conditions).order_by(runs.c.id),
-        select(results.c.run_id, results.c.lang, results.c.is_source, results.c.value)
-        .where(results.c.metric == metric, results.c.split == split,
-               results.c.run_id.in_(select(runs.c.id).where(*conditions))),
+        p.sql(f"SELECT runs.id AS id, runs.config AS config, runs.seed AS seed, runs.stage AS stage,"
+              f" {spec_columns} FROM runs{chosen(p)} ORDER BY runs.id"),
+        q.sql("SELECT results.run_id AS run_id, results.lang AS lang, results.is_source AS is_source,"
+              f" results.value AS value FROM results WHERE results.metric = {q(metric)}"
+              f" AND results.split = {q(split)} AND results.run_id IN (SELECT runs.id FROM runs{chosen(q)})"),
     ])
     values: dict[int, dict[tuple[str, bool], list[float]]] = defaultdict(lambda: defaultdict(list))
     for row in result_rows:

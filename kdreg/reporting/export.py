@@ -1,6 +1,6 @@
 """Flat export: one row per result with its run's columns, streamed to CSV, JSON Lines or Parquet.
 
-Rows come from the database in batches (``yield_per``), so memory stays flat however
+Rows come from the database in batches (the driver's cursor), so memory stays flat however
 large the store, and each batch is written in bulk: turned into columns (timestamps
 formatted one column at a time), then handed to ``csv.writer.writerows`` or to pyarrow
 as whole columns, rather than a Python call per cell (``bench/query_report.py`` times it
@@ -32,8 +32,7 @@ def _batches(store: Any, filters: Filters) -> Iterator[list[Sequence[Any]]]:
     from kdreg.store.queries import read_connection, select_flat
 
     with read_connection(store) as conn:
-        result = conn.execution_options(yield_per=BATCH).execute(select_flat(filters))
-        yield from result.partitions(BATCH)
+        yield from conn.execute(select_flat(filters)).partitions(BATCH)
 
 
 def _columns(batch: list[Sequence[Any]], names: Sequence[str]) -> list[Sequence[Any]]:

@@ -43,9 +43,11 @@ def database_files(store: Any) -> list[Path]:
 
     The database itself comes first; none for a server database.
     """
-    from kdreg.store.engine import sqlite_file
+    path = getattr(store, "sqlite_file", None)  # a Reader knows its file
+    if path is None and getattr(store, "engine", None) is not None:  # a Store
+        from kdreg.store.engine import sqlite_file
 
-    path = sqlite_file(store.engine.url)
+        path = sqlite_file(store.engine.url)
     if path is None:
         return []
     files = [Path(f"{path}{suffix}") for suffix in (*SQLITE_COMPANIONS, *KDREG_COMPANIONS)]

@@ -20,7 +20,6 @@ read and no read can ever change a database: SQLite through a ``mode=ro`` URI, p
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -79,24 +78,10 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def read_only_sqlite_url(path: Path) -> URL:
-    """An SQLite URL that opens ``path`` read-only (SQLite's URI form, ``mode=ro``).
+    """An SQLite URL that opens ``path`` read-only (:func:`kdreg.store.revision.read_only_query`)."""
+    from kdreg.store.revision import read_only_query
 
-    A database in WAL mode is read through its ``-shm`` index, which a read-only connection
-    creates beside the file when it is missing. Where it is missing and cannot be created
-    (the folder is read-only: permissions, ``chattr +i``, a read-only mount), ``immutable=1``
-    tells SQLite that nobody changes the file, so it reads it without ``-wal``/``-shm``;
-    that is only right when no ``-wal`` holds changes, so a non-empty ``-wal`` keeps plain
-    ``mode=ro`` (which then fails with a message, rather than showing older data).
-    """
-    folder = path.parent
-    shm, wal = Path(f"{path}-shm"), Path(f"{path}-wal")
-    query = {"mode": "ro", "uri": "true"}
-    try:
-        wal_empty = not wal.exists() or wal.stat().st_size == 0
-    except OSError:
-        wal_empty = False
-    if not shm.exists() and not os.access(folder, os.W_OK) and wal_empty:
-        query["immutable"] = "1"
+    query = {**read_only_query(path), "uri": "true"}
     return URL.create("sqlite", database=f"file:{quote(str(path.absolute()), safe='/')}", query=query)
 
 

@@ -18,11 +18,11 @@ both answered from the results' indexes (tens of milliseconds on 1.6 M results).
 from __future__ import annotations
 
 from collections.abc import Iterable
-
-from sqlalchemy import literal, select, union_all
+from typing import Any
 
 from kdreg.store.filters import Filters
-from kdreg.store.reading import Reader, read_connection, results, runs
+from kdreg.store.reading import read_connection
+from kdreg.store.sqltext import Sql
 
 SHOWN = 20
 """Stored values listed per filter before '… (N in all)'."""
@@ -61,29 +61,26 @@ def _line(what: str, plural: str, missing: list[str], stored: Iterable[str],
     return f"no run has {what} {values}; stored {plural}: {_listing(stored, specs)}"
 
 
-def explain_no_match(reader: Reader, filters: Filters) -> list[str]:
+def explain_no_match(reader: Any, filters: Filters) -> list[str]:
     """One line per filter whose values match no stored run at all (empty when each matches some).
 
     Each filter is judged on its own: when every filter matches some run but not all of
-    them together, there is nothing to name and the list is empty.
+    them together, there is nothing to name and the list is empty. ``reader``: a
+    :class:`~kdreg.store.reading.Reader` or a Store.
     """
     active = [name for name in RUN_FILTERS if getattr(filters, name)]
     lines: list[str] = []
     with read_connection(reader) as connection:
         if active:
-            parts = []
-            for name in active:
-                column = runs.c[name]
-                spec = runs.c[name if name == "stage" else f"{name}_spec"]
-                parts.append(
-                    select(literal(name).label("filter"), column.label("name"), spec.label("spec"))
-                    .where(column.is_not(None))
-                    .distinct()
-                )
-            statement = parts[0] if len(parts) == 1 else union_all(*parts)
+            parts = [  # `name` is one of RUN_FILTERS' own keys, never user text
+                f'SELECT DISTINCT \'{name}\' AS "filter", runs.{name} AS name,'
+                f' runs.{name if name == "stage" else f"{name}_spec"} AS spec'
+                f" FROM runs WHERE runs.{name} IS NOT NULL"
+                for name in active
+            ]
             stored: dict[str, dict[str, set[str]]] = {name: {} for name in active}  # plugin name → its specs
-            for row in connection.execute(statement):
-                stored[row.filter].setdefault(row.name, set()).add(row.spec)
+            for which, name, spec in connection.execute(Sql(" UNION ALL ".join(parts))).all():
+                stored[which].setdefault(name, set()).add(spec)
             for name in active:
                 known = set(stored[name]).union(*stored[name].values())  # names and full specs
                 missing = [v for v in getattr(filters, name) if v not in known]
@@ -91,7 +88,7 @@ def explain_no_match(reader: Reader, filters: Filters) -> list[str]:
                     lines.append(_line(*RUN_FILTERS[name], missing, stored[name].keys(), specs=stored[name]))
         if filters.language_columns:
             # DISTINCT on the leading column of ix_results_lang_run_id: SQLite skips through the index.
-            langs = set(connection.execute(select(results.c.lang).distinct()).scalars())
+            langs = set(connection.execute(Sql("SELECT DISTINCT lang FROM results")).scalars())
             missing_langs = [
                 typed
                 for column in filters.language_columns
@@ -101,7 +98,7 @@ def explain_no_match(reader: Reader, filters: Filters) -> list[str]:
             if missing_langs:
                 lines.append(_line("language", "languages", missing_langs, langs))
         if filters.metric or filters.split:
-            pairs = connection.execute(select(results.c.metric, results.c.split).distinct()).all()
+            pairs = connection.execute(Sql("SELECT DISTINCT metric, split FROM results")).all()
             for option, wanted, have in (("metric", filters.metric, {p[0] for p in pairs}),
                                          ("split", filters.split, {p[1] for p in pairs})):
                 missing = [v for v in wanted if v not in have]

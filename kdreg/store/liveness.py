@@ -17,11 +17,10 @@ import os
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, func, select
-
 from kdreg.errors import ConfigError
 
-if TYPE_CHECKING:  # the ORM is not imported by the light commands that read liveness
+if TYPE_CHECKING:  # SQLAlchemy is not imported by the light commands that read liveness
+    from sqlalchemy import Connection
     from sqlalchemy.orm import Session
 
 STALE_ENV = "KDREG_STALE_SECONDS"
@@ -55,6 +54,8 @@ def aware(moment: datetime | None) -> datetime | None:
 
 def db_now(session: Session | Connection) -> datetime:
     """Now by the database's clock (PostgreSQL's ``now()``; this machine's for SQLite), aware UTC."""
+    from sqlalchemy import Connection, func, select
+
     dialect = session.dialect if isinstance(session, Connection) else session.get_bind().dialect
     if dialect.name == "postgresql":
         value = session.scalar(select(func.now()))

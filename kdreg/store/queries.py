@@ -6,7 +6,8 @@ A run dimension matches by plugin name or by full spec (``--loss kl`` matches
 ``loss = 'kl'`` or ``loss_spec = 'kl'``), and languages match through their normalised
 code (``--lang de`` finds ``de``, ``deu`` and ``deu_Latn``) or the benchmark's own code.
 
-Two shapes of statement, both aggregating in SQL so a 1.6 M-result store never travels
+The statements are SQL text for every back-end (:mod:`kdreg.store.sqltext`; run by
+:mod:`kdreg.store.reading`), in two shapes, both aggregating in SQL so a 1.6 M-result store never travels
 into Python:
 
 * :func:`select_run_scores` — one row per (run, metric, split): the source-language
@@ -23,34 +24,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import (
-    ColumnElement,
-    Select,
-    Subquery,
-    case,
-    distinct,
-    exists,
-    false,
-    func,
-    not_,
-    or_,
-    select,
-)
-
 from kdreg.errors import ConfigError
 from kdreg.store.filters import Filters, LanguageColumn, normalized
-from kdreg.store.reading import grid_runs, open_reader, read_connection, results, runs
+from kdreg.store.reading import open_reader, read_connection
+from kdreg.store.sqltext import NOTHING, Params, Sql, any_of, where
 
 __all__ = ["open_reader", "read_connection"]  # re-exported: the read path in one import
 
-DIMENSIONS = {
-    "teacher": (runs.c.teacher, runs.c.teacher_spec),
-    "student": (runs.c.student, runs.c.student_spec),
-    "loss": (runs.c.loss, runs.c.loss_spec),
-    "benchmark": (runs.c.benchmark, runs.c.benchmark_spec),
-    "corpus": (runs.c.corpus, runs.c.corpus_spec),
-}
-"""Run dimensions matched by name or full spec."""
+DIMENSIONS = ("teacher", "student", "loss", "benchmark", "corpus")
+"""Run dimensions matched by name (column ``teacher``) or full spec (``teacher_spec``)."""
 
 GROUP_KEY = (
     "teacher_spec", "student_spec", "stage", "loss_spec", "benchmark_spec", "corpus_spec", "setup_hash"
@@ -59,71 +41,71 @@ GROUP_KEY = (
 
 
 # --------------------------------------------------------------------------- conditions
-def language_match(table: object, column: LanguageColumn | Sequence[LanguageColumn]) -> ColumnElement[bool]:
-    """A results row is in ``column``: its normalised code, or the benchmark's own code as typed."""
+def language_match(p: Params, table: str, column: LanguageColumn | Sequence[LanguageColumn]) -> str:
+    """A row of ``table`` (results) is in ``column``: its normalised code, or its code as typed."""
     columns = [column] if isinstance(column, LanguageColumn) else list(column)
     if not columns:
-        return false()
-    c = table.c  # type: ignore[attr-defined]
+        return NOTHING
     codes = [col.code for col in columns]
     typed = [t for col in columns for t in col.typed]
-    return or_(c.lang.in_(codes), c.language.in_(typed))
+    return any_of([p.is_in(f"{table}.lang", codes), p.is_in(f"{table}.language", typed)])
 
 
-def run_conditions(f: Filters, *, with_langs: bool = True) -> list[ColumnElement[bool]]:
-    """WHERE conditions on ``runs`` for every filter (languages, metrics, splits: EXISTS on results)."""
-    conds: list[ColumnElement[bool]] = []
-    for dimension, (name_col, spec_col) in DIMENSIONS.items():
+def run_conditions(f: Filters, p: Params, *, with_langs: bool = True) -> list[str]:
+    """Conditions on ``runs`` for every filter (languages, metrics, splits: EXISTS on results)."""
+    conds: list[str] = []
+    for dimension in DIMENSIONS:
         values = getattr(f, dimension)
         if not values:
             continue
-        cond = or_(name_col.in_(values), spec_col.in_(values))
+        either = [p.is_in(f"runs.{dimension}", values), p.is_in(f"runs.{dimension}_spec", values)]
         if f.keep_unset and dimension in ("student", "loss", "corpus"):
-            cond = or_(cond, name_col.is_(None))
-        conds.append(cond)
+            either.append(f"runs.{dimension} IS NULL")
+        conds.append(any_of(either))
     if f.stage:
-        conds.append(runs.c.stage.in_(f.stage))
+        conds.append(p.is_in("runs.stage", f.stage))
     if f.seed:
-        conds.append(runs.c.seed.in_(f.seed))
+        conds.append(p.is_in("runs.seed", f.seed))
     if f.status:
-        conds.append(runs.c.status.in_(f.status))
+        conds.append(p.is_in("runs.status", f.status))
     if f.since is not None:
-        conds.append(runs.c.created_at >= f.since)
+        conds.append(f"runs.created_at >= {p(f.since)}")
     if f.until is not None:
-        conds.append(runs.c.created_at < f.until)
+        conds.append(f"runs.created_at < {p(f.until)}")
     if f.grid:
-        conds.append(exists().where(grid_runs.c.run_id == runs.c.id, grid_runs.c.grid_id.in_(f.grid)))
+        conds.append("EXISTS (SELECT 1 FROM grid_runs WHERE grid_runs.run_id = runs.id"
+                     f" AND {p.is_in('grid_runs.grid_id', f.grid)})")
     if with_langs and (f.language_columns or f.metric or f.split):
         # A language, metric or split asked for by name selects runs that have such a result;
         # without them, runs with no result yet (pending, failed) are listed too.
-        r = results.alias("result_filter")
-        wanted = [r.c.run_id == runs.c.id, r.c.metric.in_(f.metrics), r.c.split.in_(f.splits)]
+        wanted = ["rf.run_id = runs.id", p.is_in("rf.metric", f.metrics), p.is_in("rf.split", f.splits)]
         if f.language_columns:
-            wanted.append(language_match(r, f.language_columns))
-        conds.append(exists().where(*wanted))
+            wanted.append(language_match(p, "rf", f.language_columns))
+        conds.append(f"EXISTS (SELECT 1 FROM results AS rf{where(wanted)})")
     return conds
 
 
-def select_run_ids(f: Filters) -> Select:
-    """Ids of the runs passing every filter."""
-    return select(runs.c.id).where(*run_conditions(f))
+def count_runs(f: Filters) -> Sql:
+    """How many runs pass every filter (one row, column ``n``)."""
+    p = Params()
+    return p.sql(f"SELECT count(*) AS n FROM runs{where(run_conditions(f, p))}")
 
 
 # --------------------------------------------------------------------------- per-run scores
 RUN_COLUMNS = {
-    "run": runs.c.id,
-    "hash": runs.c.config_hash,
-    "teacher": runs.c.teacher_spec,
-    "student": runs.c.student_spec,
-    "stage": runs.c.stage,
-    "loss": runs.c.loss_spec,
-    "benchmark": runs.c.benchmark_spec,
-    "corpus": runs.c.corpus_spec,
-    "seed": runs.c.seed,
-    "status": runs.c.status,
-    "created": runs.c.created_at,
+    "run": "runs.id",
+    "hash": "runs.config_hash",
+    "teacher": "runs.teacher_spec",
+    "student": "runs.student_spec",
+    "stage": "runs.stage",
+    "loss": "runs.loss_spec",
+    "benchmark": "runs.benchmark_spec",
+    "corpus": "runs.corpus_spec",
+    "seed": "runs.seed",
+    "status": "runs.status",
+    "created": "runs.created_at",
 }
-"""Run fields of a query row (display forms of the plugins)."""
+"""Run fields of a query row (display forms of the plugins) and the columns they come from."""
 
 SCORE_COLUMNS = ("source", "zero_shot", "targets")
 ASCENDING_BY_DEFAULT = frozenset(
@@ -136,25 +118,25 @@ def lang_label(index: int) -> str:
     return f"lang_{index}"
 
 
-def _scores_subquery(f: Filters, run_ids: Select | None) -> Subquery:
-    r = results.alias("r")
+def _scores_subquery(f: Filters, p: Params, run_ids: str | None) -> str:
     columns = [
-        r.c.run_id,
-        r.c.metric,
-        r.c.split,
-        func.max(case((r.c.is_source, r.c.lang))).label("source_lang"),
-        func.avg(case((r.c.is_source, r.c.value))).label("source"),
-        func.avg(case((not_(r.c.is_source), r.c.value))).label("zero_shot"),
-        func.count(case((not_(r.c.is_source), r.c.value))).label("targets"),
+        "r.run_id AS run_id",
+        "r.metric AS metric",
+        "r.split AS split",
+        "max(CASE WHEN r.is_source THEN r.lang END) AS source_lang",
+        'avg(CASE WHEN r.is_source THEN r.value END) AS "source"',
+        "avg(CASE WHEN NOT r.is_source THEN r.value END) AS zero_shot",
+        "count(CASE WHEN NOT r.is_source THEN r.value END) AS targets",
     ]
     columns += [
-        func.avg(case((language_match(r, col), r.c.value))).label(lang_label(i))
+        f"avg(CASE WHEN {language_match(p, 'r', col)} THEN r.value END) AS {lang_label(i)}"
         for i, col in enumerate(f.language_columns)
     ]
-    wanted = [r.c.metric.in_(f.metrics), r.c.split.in_(f.splits)]
+    wanted = [p.is_in("r.metric", f.metrics), p.is_in("r.split", f.splits)]
     if run_ids is not None:
-        wanted.append(r.c.run_id.in_(run_ids))
-    return select(*columns).where(*wanted).group_by(r.c.run_id, r.c.metric, r.c.split).subquery("scores")
+        wanted.append(f"r.run_id IN ({run_ids})")
+    group = "GROUP BY r.run_id, r.metric, r.split"
+    return f"SELECT {', '.join(columns)} FROM results AS r{where(wanted)} {group}"
 
 
 def sort_key_names(f: Filters) -> tuple[str, ...]:
@@ -187,12 +169,13 @@ def check_limit(limit: int | None) -> None:
 
 def select_run_scores(
     f: Filters, *, sort: str = "run", descending: bool | None = None, limit: int | None = None
-) -> Select:
+) -> Sql:
     """One row per (run, metric, split): run fields, source score, zero-shot average, selected languages.
 
     Runs without any result in the chosen metric/split still appear (scores empty), unless
     languages are selected, which asks for runs that have them. When sorting by a run field
     the limit is applied before any result is read, so ``--limit 20`` reads 20 runs' results.
+    Language columns are labelled ``lang_0``… in SQL and named by their codes in the rows.
     """
     check_limit(limit)
     codes = [col.code for col in f.language_columns]
@@ -206,153 +189,122 @@ def select_run_scores(
         descending = sort not in ASCENDING_BY_DEFAULT
     by_run_field = sort in RUN_COLUMNS
 
-    def ordered(column: ColumnElement) -> list[ColumnElement]:
-        primary = column.desc() if descending else column.asc()
-        if not by_run_field:
-            primary = primary.nulls_last()
-        return [primary, runs.c.id.desc()]
+    def ordered(column: str) -> str:
+        primary = f"{column} {'DESC' if descending else 'ASC'}"
+        return f"{primary}, runs.id DESC" if by_run_field else f"{primary} NULLS LAST, runs.id DESC"
 
-    run_ids: Select | None
+    p = Params()
+    run_ids: str | None
     if by_run_field and limit is not None:
-        run_ids = select_run_ids(f).order_by(*ordered(RUN_COLUMNS[sort])).limit(limit)
+        run_ids = (f"SELECT runs.id FROM runs{where(run_conditions(f, p))}"
+                   f" ORDER BY {ordered(RUN_COLUMNS[sort])} LIMIT {p(limit)}")
     else:
         # With languages selected, "has a score in one of them" (the WHERE below) already
         # is the language filter: testing it again per run (EXISTS) would double the work.
-        conditions = run_conditions(f, with_langs=not codes)
-        run_ids = select(runs.c.id).where(*conditions) if conditions else None
-    scores = _scores_subquery(f, run_ids)
-    lang_columns = [scores.c[lang_label(i)].label(code) for i, code in enumerate(codes)]
-    stmt = (
-        select(
-            *(column.label(name) for name, column in RUN_COLUMNS.items()),
-            runs.c.heartbeat_at.label("heartbeat_at"),
-            scores.c.metric,
-            scores.c.split,
-            scores.c.source_lang,
-            scores.c.source,
-            *lang_columns,
-            scores.c.zero_shot,
-            scores.c.targets,
-        )
-        .select_from(runs.outerjoin(scores, scores.c.run_id == runs.c.id))
-    )
+        conditions = run_conditions(f, p, with_langs=not codes)
+        run_ids = f"SELECT runs.id FROM runs{where(conditions)}" if conditions else None
+    scores = _scores_subquery(f, p, run_ids)
+    columns = [f'{column} AS "{name}"' for name, column in RUN_COLUMNS.items()]
+    columns += ["runs.heartbeat_at AS heartbeat_at", "scores.metric AS metric", "scores.split AS split",
+                "scores.source_lang AS source_lang", 'scores.source AS "source"']
+    columns += [f"scores.{lang_label(i)} AS {lang_label(i)}" for i in range(len(codes))]
+    columns += ["scores.zero_shot AS zero_shot", "scores.targets AS targets"]
+    conditions = []
     if run_ids is not None:
-        stmt = stmt.where(runs.c.id.in_(run_ids))
+        conditions.append(f"runs.id IN ({run_ids})")
     if codes:
-        stmt = stmt.where(or_(*(scores.c[lang_label(i)].is_not(None) for i in range(len(codes)))))
+        conditions.append(any_of(f"scores.{lang_label(i)} IS NOT NULL" for i in range(len(codes))))
     if by_run_field:
         key = RUN_COLUMNS[sort]
     elif sort in SCORE_COLUMNS:
-        key = scores.c[sort]
+        key = f"scores.{sort}"
     else:
-        key = scores.c[lang_label(codes.index(sort))]
-    stmt = stmt.order_by(*ordered(key), scores.c.metric, scores.c.split)
-    return stmt.limit(limit) if limit is not None else stmt
+        key = f"scores.{lang_label(codes.index(sort))}"
+    text = (f"SELECT {', '.join(columns)} FROM runs LEFT OUTER JOIN ({scores}) AS scores"
+            f" ON scores.run_id = runs.id{where(conditions)}"
+            f" ORDER BY {ordered(key)}, scores.metric, scores.split")
+    if limit is not None:
+        text += f" LIMIT {p(limit)}"
+    return Sql(text, dict(p.values), {lang_label(i): code for i, code in enumerate(codes)})
 
 
 # --------------------------------------------------------------------------- seed statistics
-def _grouped_runs(f: Filters, key: Sequence[str]) -> Subquery:
+def _grouped_runs(f: Filters, p: Params, key: Sequence[str]) -> str:
     """Filtered run ids with a group id: the smallest run id among runs that share ``key``.
 
     The smallest id (rather than a rank) keeps a group's id stable while a grid is adding
     runs, so the two statements of a report agree on it. Ordered by id, so the results
     index is then read front to back rather than jumping around.
     """
-    key_columns = [runs.c[name] for name in key]
-    return (
-        select(runs.c.id, func.min(runs.c.id).over(partition_by=key_columns).label("gid"))
-        .where(*run_conditions(f))
-        .order_by(runs.c.id)
-        .subquery("grouped")
-    )
+    partition = ", ".join(f"runs.{name}" for name in key)
+    return (f"SELECT runs.id AS id, min(runs.id) OVER (PARTITION BY {partition}) AS gid"
+            f" FROM runs{where(run_conditions(f, p))} ORDER BY runs.id")
 
 
-def select_language_sums(f: Filters, metric: str, split: str, key: Sequence[str] = GROUP_KEY) -> Select:
+def select_language_sums(f: Filters, metric: str, split: str, key: Sequence[str] = GROUP_KEY) -> Sql:
     """Per (group, language, is_source): count, mean and sum of squares of the run values.
 
     With languages selected, only those (and each run's source language) are read.
     """
-    g = _grouped_runs(f, key)
-    r = results.alias("r")
-    stmt = (
-        select(
-            g.c.gid,
-            r.c.lang,
-            r.c.is_source,
-            func.count(r.c.value).label("n"),
-            func.avg(r.c.value).label("mean"),
-            func.sum(r.c.value * r.c.value).label("sumsq"),
-        )
-        .select_from(r.join(g, g.c.id == r.c.run_id))
-        .where(r.c.metric == metric, r.c.split == split)
-        .group_by(g.c.gid, r.c.lang, r.c.is_source)
-    )
+    p = Params()
+    grouped = _grouped_runs(f, p, key)
+    wanted = [f"r.metric = {p(metric)}", f"r.split = {p(split)}"]
     if f.language_columns:
-        stmt = stmt.where(or_(language_match(r, f.language_columns), r.c.is_source))
-    return stmt
+        wanted.append(any_of([language_match(p, "r", f.language_columns), "r.is_source"]))
+    return p.sql(
+        "SELECT grouped.gid AS gid, r.lang AS lang, r.is_source AS is_source, count(r.value) AS n,"
+        " avg(r.value) AS mean, sum(r.value * r.value) AS sumsq"
+        f" FROM results AS r JOIN ({grouped}) AS grouped ON grouped.id = r.run_id{where(wanted)}"
+        " GROUP BY grouped.gid, r.lang, r.is_source"
+    )
 
 
 def select_language_spellings(f: Filters, metric: str, split: str,
-                              key: Sequence[str] = GROUP_KEY) -> Select:
+                              key: Sequence[str] = GROUP_KEY) -> Sql:
     """Per (benchmark, normalised code): the benchmark's own spellings (min and max), for headers.
 
     Read from one run per group (the spelling is the benchmark's, the same in every run of
     it), so this costs a few index lookups per group rather than a scan of the results.
     """
-    representatives = select(func.min(runs.c.id)).where(*run_conditions(f)).group_by(
-        *(runs.c[name] for name in key)
-    )
-    r = results.alias("r")
-    return (
-        select(
-            runs.c.benchmark_spec,
-            r.c.lang,
-            func.min(r.c.language).label("first"),
-            func.max(r.c.language).label("last"),
-        )
-        .select_from(r.join(runs, runs.c.id == r.c.run_id))
-        .where(r.c.run_id.in_(representatives), r.c.metric == metric, r.c.split == split)
-        .group_by(runs.c.benchmark_spec, r.c.lang)
+    p = Params()
+    representatives = (f"SELECT min(runs.id) FROM runs{where(run_conditions(f, p))}"
+                       f" GROUP BY {', '.join(f'runs.{name}' for name in key)}")
+    wanted = [f"r.run_id IN ({representatives})", f"r.metric = {p(metric)}", f"r.split = {p(split)}"]
+    return p.sql(
+        'SELECT runs.benchmark_spec AS benchmark_spec, r.lang AS lang, min(r.language) AS "first",'
+        ' max(r.language) AS "last"'
+        f" FROM results AS r JOIN runs ON runs.id = r.run_id{where(wanted)}"
+        " GROUP BY runs.benchmark_spec, r.lang"
     )
 
 
-def select_zero_shot_sums(f: Filters, metric: str, split: str, key: Sequence[str] = GROUP_KEY) -> Select:
+def select_zero_shot_sums(f: Filters, metric: str, split: str, key: Sequence[str] = GROUP_KEY) -> Sql:
     """Per group: its id and key, #runs, #distinct seeds, and count/mean/sum of squares of the
     runs' zero-shot averages (each run's mean over all its non-source languages).
 
     ``min(id)`` of a GROUP BY is the same group id as :func:`_grouped_runs`' window gives, so
     this statement needs no window of its own.
     """
-    r = results.alias("r")
-    zero_shot = (
-        select(r.c.run_id, func.avg(r.c.value).label("zs"))
-        .where(r.c.metric == metric, r.c.split == split, not_(r.c.is_source))
-        .group_by(r.c.run_id)
-        .subquery("zs")
-    )
-    key_columns = [runs.c[name] for name in key]
-    return (
-        select(
-            func.min(runs.c.id).label("gid"),
-            *key_columns,
-            func.count(runs.c.id).label("runs"),
-            func.count(distinct(runs.c.seed)).label("seeds"),
-            func.count(zero_shot.c.zs).label("n"),
-            func.avg(zero_shot.c.zs).label("mean"),
-            func.sum(zero_shot.c.zs * zero_shot.c.zs).label("sumsq"),
-        )
-        .select_from(runs.outerjoin(zero_shot, zero_shot.c.run_id == runs.c.id))
-        .where(*run_conditions(f))
-        .group_by(*key_columns)
+    p = Params()
+    zero_shot = ("SELECT r.run_id AS run_id, avg(r.value) AS zs FROM results AS r"
+                 f" WHERE r.metric = {p(metric)} AND r.split = {p(split)} AND NOT r.is_source"
+                 " GROUP BY r.run_id")
+    key_columns = ", ".join(f"runs.{name}" for name in key)
+    return p.sql(
+        f"SELECT min(runs.id) AS gid, {', '.join(f'runs.{name} AS {name}' for name in key)},"
+        ' count(runs.id) AS "runs", count(DISTINCT runs.seed) AS seeds, count(zs.zs) AS n,'
+        " avg(zs.zs) AS mean, sum(zs.zs * zs.zs) AS sumsq"
+        f" FROM runs LEFT OUTER JOIN ({zero_shot}) AS zs ON zs.run_id = runs.id"
+        f"{where(run_conditions(f, p))} GROUP BY {key_columns}"
     )
 
 
 # --------------------------------------------------------------------------- flat export
 FLAT_COLUMNS = {
-    "run_id": runs.c.id,
-    "config_hash": runs.c.config_hash,
+    "run_id": "runs.id",
+    "config_hash": "runs.config_hash",
     **{
-        name: runs.c[name]
+        name: f"runs.{name}"
         for name in (
             "teacher",
             "teacher_spec",
@@ -371,22 +323,23 @@ FLAT_COLUMNS = {
             "finished_at",
         )
     },
-    **{name: results.c[name] for name in ("language", "lang", "split", "metric", "value", "is_source")},
+    **{name: f"results.{name}" for name in ("language", "lang", "split", "metric", "value", "is_source")},
 }
 """One row per result with its run's columns — the same columns as the ``results_flat`` view."""
 
 
-def select_flat(f: Filters) -> Select:
+def select_flat(f: Filters) -> Sql:
     """Every result of the filtered runs (metric/split/language filters apply to the results too)."""
-    stmt = (
-        select(*(column.label(name) for name, column in FLAT_COLUMNS.items()))
-        .select_from(runs.join(results, results.c.run_id == runs.c.id))
-        .where(*run_conditions(f, with_langs=False))
-    )
+    p = Params()
+    conditions = run_conditions(f, p, with_langs=False)
     if f.metric:
-        stmt = stmt.where(results.c.metric.in_(f.metric))
+        conditions.append(p.is_in("results.metric", f.metric))
     if f.split:
-        stmt = stmt.where(results.c.split.in_(f.split))
+        conditions.append(p.is_in("results.split", f.split))
     if f.language_columns:
-        stmt = stmt.where(language_match(results, f.language_columns))
-    return stmt.order_by(runs.c.id, results.c.split, results.c.metric, results.c.language)
+        conditions.append(language_match(p, "results", f.language_columns))
+    columns = ", ".join(f'{column} AS "{name}"' for name, column in FLAT_COLUMNS.items())
+    return p.sql(
+        f"SELECT {columns} FROM runs JOIN results ON results.run_id = runs.id{where(conditions)}"
+        " ORDER BY runs.id, results.split, results.metric, results.language"
+    )

@@ -2,22 +2,21 @@
 
 Every status question is answered here, in SQL against the store, so the planner, the
 ``status`` command and the end-of-run table agree — including on *stale*: a run still
-marked running whose heartbeat stopped (:mod:`kdreg.store.liveness`).
+marked running whose heartbeat stopped (:mod:`kdreg.store.liveness`). The statements are
+portable SQL text (:mod:`kdreg.store.sqltext`) on the read path of :mod:`kdreg.store.reading`,
+so `kdreg status` on an SQLite file answers without importing SQLAlchemy, while a
+:class:`~kdreg.store.store.Store` runs the very same statements through its engine.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
-from kdreg.store.liveness import aware, db_now, is_stale, liveness
-from kdreg.store.schema import Grid, GridRun, Result, Run, Task
+from kdreg.store.liveness import aware, is_stale, liveness
+from kdreg.store.sqltext import Params, Sql
 
 CHUNK = 500
 """Hashes per IN (...) list: SQLite allows 32,766 parameters, PostgreSQL 65,535; stay well below."""
@@ -83,23 +82,27 @@ def _age(now: datetime, moment: datetime | None) -> float | None:
     return None if moment is None else max(0.0, (now - moment).total_seconds())
 
 
-class StatusReads:
-    """Status queries (mixed into :class:`kdreg.store.store.Store`)."""
+TASK_COLUMNS = ("key", "kind", "label", "run_id", "host", "pid", "device", "external_id", "log_path",
+                "status", "started_at", "heartbeat_at")
+UNFINISHED_TASK = ("pending", "submitted", "running", "interrupted")
 
-    if TYPE_CHECKING:
-        def session(self) -> AbstractContextManager[Session]: ...
+
+class StatusReads:
+    """Status queries, mixed into :class:`kdreg.store.store.Store` and :class:`kdreg.store.reading.Reader`."""
 
     def run_states(self, hashes: Sequence[str]) -> dict[str, RunState]:
         """The stored runs among ``hashes`` (read-only): status, attempts, heartbeat age."""
+        from kdreg.store.reading import read_connection
+
         found: dict[str, RunState] = {}
-        with self.session() as s:
-            now = db_now(s)
+        with read_connection(self) as c:
+            now = c.now()
             for start in range(0, len(hashes), CHUNK):
-                chunk = list(hashes[start : start + CHUNK])
-                for run_id, config_hash, status, attempts, beat in s.execute(
-                    select(Run.id, Run.config_hash, Run.status, Run.attempts, Run.heartbeat_at)
-                    .where(Run.config_hash.in_(chunk))
-                ):
+                p = Params()
+                chunk = p.is_in("config_hash", hashes[start : start + CHUNK])
+                for run_id, config_hash, status, attempts, beat in c.execute(p.sql(
+                    f"SELECT id, config_hash, status, attempts, heartbeat_at FROM runs WHERE {chunk}"
+                )).all():
                     if status == "running" and is_stale(beat, now):
                         status = "stale"
                     found[config_hash] = RunState(run_id, status, attempts or 0, _age(now, beat))
@@ -107,64 +110,72 @@ class StatusReads:
 
     def liveness(self, status: str, heartbeat: datetime | None) -> tuple[str, float | None]:
         """``status`` as people should read it ('stale' for a dead process's run) and the heartbeat's age."""
-        with self.session() as s:
-            return liveness(status, heartbeat, db_now(s))
+        from kdreg.store.reading import read_connection
+
+        with read_connection(self) as c:
+            return liveness(status, heartbeat, c.now())
 
     def latest_grid_id(self) -> int | None:
         """The newest grid's id, or None in an empty store."""
-        with self.session() as s:
-            return s.scalar(select(func.max(Grid.id)))
+        from kdreg.store.reading import read_connection
+
+        with read_connection(self) as c:
+            return c.execute(Sql("SELECT max(id) FROM grids")).scalar()
+
+    def journals(self) -> list[tuple[int, str]]:
+        """(grid id, journal folder) of grids that record through a journal and have tasks not yet final."""
+        from kdreg.store.reading import read_connection
+
+        p = Params()
+        unfinished = f"SELECT DISTINCT grid_id FROM tasks WHERE {p.is_in('status', UNFINISHED_TASK)}"
+        with read_connection(self) as c:
+            grids = c.execute(p.sql(f"SELECT id, config FROM grids WHERE id IN ({unfinished})")).all()
+        return [(grid_id, config["journal"]) for grid_id, config in grids
+                if isinstance(config, dict) and config.get("journal")]
 
     def grid_progress(self, grid_id: int) -> GridProgress | None:
         """Counts of the grid's runs by status (stale apart), its artifacts, and what runs where now."""
-        with self.session() as s:
-            grid = s.get(Grid, grid_id)
-            if grid is None:
+        from kdreg.store.reading import read_connection
+
+        p = Params()
+        grid = p(grid_id)
+        of_grid = f"FROM runs JOIN grid_runs ON grid_runs.run_id = runs.id WHERE grid_runs.grid_id = {grid}"
+        with read_connection(self) as c:
+            found = c.execute(p.sql(f"SELECT command, created_at, config FROM grids WHERE id = {grid}")).all()
+            if not found:
                 return None
-            now = db_now(s)
-            config = grid.config if isinstance(grid.config, dict) else {}
-            progress = GridProgress(grid_id, grid.command, aware(grid.created_at),
+            command, created_at, config = found[0]
+            now = c.now()
+            config = config if isinstance(config, dict) else {}
+            progress = GridProgress(grid_id, command, aware(created_at),
                                     executor=str(config.get("executor", "")), journal=config.get("journal"))
-            for status, beat in s.execute(select(Run.status, Run.heartbeat_at)
-                                          .join(GridRun, GridRun.run_id == Run.id)
-                                          .where(GridRun.grid_id == grid_id)):
+            run_status: dict[int, str] = {}
+            for run_id, status, beat in c.execute(p.sql(
+                f"SELECT runs.id AS id, runs.status AS status, runs.heartbeat_at AS heartbeat_at {of_grid}"
+            )).all():
+                run_status[run_id] = status
                 if status == "running" and is_stale(beat, now):
                     status = "stale"
                 progress.runs[status] = progress.runs.get(status, 0) + 1
-            tasks = s.scalars(select(Task).where(Task.grid_id == grid_id).order_by(Task.id)).all()
-            run_status: dict[int, str] = dict(s.execute(  # type: ignore[arg-type]
-                select(Run.id, Run.status).join(GridRun, GridRun.run_id == Run.id)
-                .where(GridRun.grid_id == grid_id)).all())
+            columns = ", ".join(f'"{name}"' for name in TASK_COLUMNS)
+            tasks = [dict(zip(TASK_COLUMNS, row, strict=True)) for row in c.execute(p.sql(
+                f"SELECT {columns} FROM tasks WHERE grid_id = {grid} ORDER BY id")).all()]
         for task in tasks:
-            if task.kind != "run":
+            if task["kind"] != "run":
                 progress.artifacts += 1
-                progress.artifacts_done += task.status == "succeeded"
-            progress.submitted += task.status == "submitted"
-            run_running = task.run_id is not None and run_status.get(task.run_id) == "running"
-            if task.status == "running" and (task.kind != "run" or run_running):
-                progress.running.append(RunningTask(
-                    task.key, task.kind, task.label, task.run_id, task.host, task.pid, task.device,
-                    task.external_id, task.log_path, _age(now, task.started_at), _age(now, task.heartbeat_at),
-                    is_stale(task.heartbeat_at, now)))
-        progress.running += [
-            RunningTask(t.key, t.kind, t.label, t.run_id, t.host, t.pid, t.device, t.external_id, t.log_path,
-                        None, None, False, "submitted") for t in tasks if t.status == "submitted"]
+                progress.artifacts_done += task["status"] == "succeeded"
+            progress.submitted += task["status"] == "submitted"
+            run_running = task["run_id"] is not None and run_status.get(task["run_id"]) == "running"
+            if task["status"] == "running" and (task["kind"] != "run" or run_running):
+                progress.running.append(_running_task(task, now))
+        progress.running += [_running_task(t, None) for t in tasks if t["status"] == "submitted"]
         return progress
 
-    def grid_runs(self, grid_id: int) -> list[Run]:
-        """The runs of one grid, in id order (detached, without their results)."""
-        with self.session() as s:
-            return list(s.scalars(select(Run).join(GridRun, GridRun.run_id == Run.id)
-                                  .where(GridRun.grid_id == grid_id).order_by(Run.id)).all())
 
-    def test_results(self, run_ids: Sequence[int]) -> list[Any]:
-        """(run_id, language, metric, value, is_source) of the test split for ``run_ids``."""
-        rows: list[Any] = []
-        with self.session() as s:
-            for start in range(0, len(run_ids), CHUNK):
-                chunk = list(run_ids[start : start + CHUNK])
-                rows.extend(s.execute(select(Result.run_id, Result.language, Result.metric, Result.value,
-                                             Result.is_source)
-                                      .where(Result.run_id.in_(chunk), Result.split == "test")
-                                      .order_by(Result.id)).all())
-        return rows
+def _running_task(task: dict[str, Any], now: datetime | None) -> RunningTask:
+    """A task that runs (``now``: its ages and staleness) or waits with an engine (``now`` None)."""
+    where = tuple(task[name] for name in TASK_COLUMNS[:9])  # key … log_path
+    if now is None:
+        return RunningTask(*where, None, None, False, "submitted")
+    return RunningTask(*where, _age(now, task["started_at"]), _age(now, task["heartbeat_at"]),
+                       is_stale(task["heartbeat_at"], now))

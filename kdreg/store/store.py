@@ -187,6 +187,24 @@ class Store(RunLifecycle, TaskRecords, StatusReads):
             _ = run.results, run.curves  # load before the session closes
             return run
 
+    def grid_runs(self, grid_id: int) -> list[Run]:
+        """The runs of one grid, in id order (detached, without their results)."""
+        with self.session() as s:
+            return list(s.scalars(select(Run).join(GridRun, GridRun.run_id == Run.id)
+                                  .where(GridRun.grid_id == grid_id).order_by(Run.id)).all())
+
+    def test_results(self, run_ids: Sequence[int]) -> list[Any]:
+        """(run_id, language, metric, value, is_source) of the test split for ``run_ids``."""
+        rows: list[Any] = []
+        with self.session() as s:
+            for start in range(0, len(run_ids), CHUNK):
+                chunk = list(run_ids[start : start + CHUNK])
+                rows.extend(s.execute(select(Result.run_id, Result.language, Result.metric, Result.value,
+                                             Result.is_source)
+                                      .where(Result.run_id.in_(chunk), Result.split == "test")
+                                      .order_by(Result.id)).all())
+        return rows
+
     def _get(self, s: Session, run_id: int) -> Run:
         run = s.get(Run, run_id)
         if run is None:

@@ -98,15 +98,6 @@ class TaskRecords:
                                Run.config_hash.in_(chunk))))
         return found
 
-    def journals(self) -> list[tuple[int, str]]:
-        """(grid id, journal folder) of grids that record through a journal and have tasks not yet final."""
-        with self.session() as s:
-            unfinished = set(s.scalars(select(Task.grid_id).where(
-                Task.status.in_(("pending", "submitted", "running", "interrupted"))).distinct()))
-            grids = s.execute(select(Grid.id, Grid.config).where(Grid.id.in_(unfinished))).all()
-        return [(grid_id, config["journal"]) for grid_id, config in grids
-                if isinstance(config, dict) and config.get("journal")]
-
     def update_grid_config(self, grid_id: int, items: dict[str, object]) -> None:
         """Add ``items`` to a grid's config."""
         with self.session() as s:

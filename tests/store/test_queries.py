@@ -240,16 +240,38 @@ def test_the_two_letter_shortcut_is_normalize_language() -> None:
             assert normalized(a + b) == normalize_language(a + b), a + b
 
 
-def test_light_tables_match_the_orm_models() -> None:
+def test_the_read_path_converts_every_typed_column_of_the_schema() -> None:
+    """SQLite hands datetimes, booleans and JSON back as text or integers; the read path turns
+    them back by column name, so those names must be exactly the schema's columns of those types."""
+    from sqlalchemy import JSON, Boolean, DateTime
+
     from kdreg.store import filters, reading, schema
 
-    for light, model in (
-        (reading.runs, schema.Run),
-        (reading.results, schema.Result),
-        (reading.grid_runs, schema.GridRun),
-    ):
-        real = model.__table__
-        assert light.name == real.name
-        for col in light.columns:
-            assert type(col.type) is type(real.c[col.name].type), col.name
+    by_type: dict[type, set[str]] = {DateTime: set(), Boolean: set(), JSON: set()}
+    others: set[str] = set()
+    for table in schema.Base.metadata.tables.values():
+        for col in table.columns:
+            kind = next((t for t in by_type if isinstance(col.type, t) or isinstance(
+                getattr(col.type, "impl", None), t)), None)
+            (by_type[kind] if kind else others).add(col.name)
+    assert by_type[DateTime] == reading.DATETIME_COLUMNS - {"created"}  # `created`: query's label
+    assert by_type[Boolean] == reading.BOOLEAN_COLUMNS
+    assert by_type[JSON] - {"steps", "losses"} == reading.JSON_COLUMNS  # curves: read by the ORM
+    assert not others & (reading.DATETIME_COLUMNS | reading.BOOLEAN_COLUMNS | reading.JSON_COLUMNS)
     assert filters.STAGES == schema.STAGES and filters.RUN_STATUSES == schema.RUN_STATUSES
+
+
+def test_an_sqlite_file_at_head_is_read_without_sqlalchemy(seeded) -> None:
+    """The light read path: the standard library's sqlite3, the same rows as through the engine."""
+    from kdreg.store.reading import open_reader
+
+    store, _ = seeded
+    reader = open_reader(store.url)
+    try:
+        assert reader.engine is None and reader.sqlite_uri is not None and "mode=ro" in reader.sqlite_uri
+        f = build_filters(lang=["de", "fra_Latn"], metric="accuracy")
+        for statement in (select_run_scores(f, sort="de"), select_flat(f)):
+            with read_connection(reader) as light, read_connection(store) as full:
+                assert light.execute(statement).mappings() == full.execute(statement).mappings()
+    finally:
+        reader.close()

@@ -128,10 +128,15 @@ def test_the_read_path_opens_sqlite_read_only(seeded: Path) -> None:
     reader = open_reader(str(seeded))
     store = Store(str(seeded), read_only=True)
     try:
-        for engine in (reader.engine, store.engine):
-            assert engine.url.query["mode"] == "ro" and "immutable" not in engine.url.query  # folder writable
-            with engine.connect() as conn, pytest.raises(OperationalError, match="readonly database"):
-                conn.execute(text("DELETE FROM results"))
+        assert reader.engine is None  # at head: the standard library's sqlite3, read-only by its URI
+        assert "mode=ro" in reader.sqlite_uri and "immutable" not in reader.sqlite_uri  # folder writable
+        with contextlib.closing(sqlite3.connect(reader.sqlite_uri, uri=True)) as conn:
+            with pytest.raises(sqlite3.OperationalError, match="readonly database"):
+                conn.execute("DELETE FROM results")
+        engine = store.engine
+        assert engine.url.query["mode"] == "ro" and "immutable" not in engine.url.query
+        with engine.connect() as conn, pytest.raises(OperationalError, match="readonly database"):
+            conn.execute(text("DELETE FROM results"))
         assert store.find_run(1).id == 1
     finally:
         reader.close()
@@ -145,7 +150,7 @@ def test_a_read_only_folder_is_read_immutable_unless_a_writer_keeps_its_wal(
 ) -> None:
     with read_only_mount(seeded.parent, tmp_path / "view") as view:
         reader = open_reader(str(view / seeded.name))
-        assert reader.engine.url.query.get("immutable") == "1"  # no -shm, and none can be made
+        assert "immutable=1" in reader.sqlite_uri  # no -shm, and none can be made
         reader.close()
         # A writer elsewhere (the folder is writable for it) holds changes in the WAL: the
         # read-only view must see them, which immutable would not.
