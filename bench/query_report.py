@@ -98,10 +98,13 @@ def build_database(path: Path, runs: int = 100_000, seed: int = 0) -> int:
     """Create ``path`` with the real schema and fill it with ``runs`` runs; returns #results.
 
     Like a real study's runs, each carries every language of its benchmark × both splits ×
-    the benchmark's metrics (32 or 64 results).
+    the benchmark's metrics (32 or 64 results), and its benchmark's chance level of accuracy.
     """
     from kdreg.languages import normalize_language
     from kdreg.store.store import open_store
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from handwritten_sql import LABELS  # the built-in benchmarks' label counts, said once
 
     store = open_store(f"sqlite:///{path}")
     grid_id = store.create_grid("kdreg run (bench)", None)
@@ -156,6 +159,8 @@ def build_database(path: Path, runs: int = 100_000, seed: int = 0) -> int:
         )
         member_rows.append((grid_id, run_id))
         base = 0.55 + 0.3 * rng.random()
+        source = BENCHMARKS[benchmark][0]  # and the chance level of accuracy, as every run stores it
+        result_rows.append((run_id, source, norm[source], "chance", "accuracy", 1 / LABELS[benchmark], True))
         for i, language in enumerate(BENCHMARKS[benchmark]):
             for split in SPLITS:
                 for metric in METRICS[benchmark]:

@@ -42,6 +42,12 @@ PARAMETERS_METRIC = "parameters"
 parameters of the model it evaluated), on its source language. The teacher rows' counts are how
 kdreg knows which teacher is larger (``kdreg claims``)."""
 
+CHANCE_SPLIT = "chance"
+"""The benchmark's chance level of each metric a run scored is stored as a result too: split
+``chance``, that metric, on its source language (:meth:`kdreg.plugins.spec.Benchmark.chance_level`).
+A report draws its chance line from the store, so it needs neither the plugin's import nor the
+plugin at all (an archived study read elsewhere)."""
+
 
 @dataclass(frozen=True)
 class ResultRecord:

@@ -21,8 +21,8 @@ from rich.table import Table
 
 # soft_wrap: lines are never folded by rich (a spec or path broken mid-word at 80 columns
 # in a log is unreadable); a terminal wraps long lines itself. Tables lay themselves out.
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+console = Console(highlight=False, soft_wrap=True, emoji=False)  # ":smile:" in a name stays text
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 FORMATS = ("table", "json", "csv", "markdown")
 
@@ -120,8 +120,8 @@ def print_table(table: Table) -> None:
         return
     width = _plain_width(table)
     if width is None:  # cells that are not plain text: let rich measure them (a second full pass)
-        width = Console(width=240).measure(table).maximum
-    Console(width=min(max(width, 40), 240), highlight=False, soft_wrap=False).print(table)
+        width = Console(width=240, emoji=False).measure(table).maximum
+    Console(width=min(max(width, 40), 240), highlight=False, soft_wrap=False, emoji=False).print(table)
 
 
 def _plain_width(table: Table) -> int | None:

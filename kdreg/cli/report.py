@@ -162,7 +162,7 @@ def report(
         until=until,
         keep_unset=baselines,
     )
-    from kdreg.reporting.chance import chance_level
+    from kdreg.reporting.chance import chance_from
     from kdreg.reporting.report import build_report
     from kdreg.store.hints import explain_no_match
     from kdreg.store.queries import open_reader
@@ -170,7 +170,7 @@ def report(
     store = open_reader(db)
     hints: list[str] = []
     try:
-        tables = build_report(store, filters, scale=scale, digits=digits, chance=chance_level)
+        tables = build_report(store, filters, scale=scale, digits=digits, chance=chance_from(store))
         if not tables:
             hints = explain_no_match(store, filters)
     finally:

@@ -23,7 +23,7 @@ def table_metric(metrics: list[str]) -> str:
 
 def summary_tables(store: Any, grid_id: int) -> list[Any]:
     """The report tables of grid ``grid_id``'s test results, one per benchmark."""
-    from kdreg.reporting.chance import chance_level
+    from kdreg.reporting.chance import chance_from
     from kdreg.reporting.report import build_report
     from kdreg.store.filters import Filters
 
@@ -39,7 +39,7 @@ def summary_tables(store: Any, grid_id: int) -> list[Any]:
     tables = []
     for metric in dict.fromkeys(chosen.values()):
         filters = Filters(grid=(grid_id,), metric=(metric,), split=("test",))
-        built = build_report(store, filters, chance=chance_level)
+        built = build_report(store, filters, chance=chance_from(store))
         tables += [t for t in built if chosen.get(t.benchmark) == metric]
     return tables
 

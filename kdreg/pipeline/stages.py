@@ -42,7 +42,7 @@ from kdreg.pipeline.teacher_side import FineTunedTeacher
 from kdreg.pipeline.training import Device, seed_everything
 from kdreg.plugins.resolve import PluginSet
 from kdreg.plugins.spec import Head, LoadedModel
-from kdreg.records import MODEL_SPLIT, PARAMETERS_METRIC, CurveRecord, ResultRecord
+from kdreg.records import CHANCE_SPLIT, MODEL_SPLIT, PARAMETERS_METRIC, CurveRecord, ResultRecord
 
 Curves = dict[str, CurveRecord]
 
@@ -98,6 +98,7 @@ class StagePipeline:
                            batch_size=job.hparams.eval_batch_size, device=self.device,
                            sets=self.evaluation_sets, benchmark_key=job.benchmark.spec)
         results += self._extra_scores(benchmark, loaded)
+        results += self._chance_levels(benchmark, results)
         results.append(self._model_size(benchmark, loaded))
         return results, curves
 
@@ -124,6 +125,21 @@ class StagePipeline:
         count = sum(p.numel() for p in loaded.model.parameters())
         return ResultRecord(source, benchmark.normalize_language(source), MODEL_SPLIT, PARAMETERS_METRIC,
                             float(count), True)
+
+    @staticmethod
+    def _chance_levels(benchmark: Any, results: list[ResultRecord]) -> list[ResultRecord]:
+        """The benchmark's chance level of each metric scored, as results (split ``chance``), when it says."""
+        source = benchmark.source_language()
+        out: list[ResultRecord] = []
+        for metric in dict.fromkeys(r.metric for r in results):
+            try:
+                value = benchmark.chance_level(metric)
+            except Exception:  # optional, as a report treats it: no chance line, never a failed run
+                continue
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1:
+                out.append(ResultRecord(source, benchmark.normalize_language(source), CHANCE_SPLIT, metric,
+                                        float(value), True))
+        return out
 
     @staticmethod
     def _extra_scores(benchmark: Any, loaded: LoadedModel) -> list[ResultRecord]:

@@ -31,8 +31,6 @@ import os
 import queue
 import signal
 import threading
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -177,6 +175,11 @@ class LocalExecutor(Executor):
         return f"local: {workers} workers × {threads} thread{'s' if threads > 1 else ''} on {where}"
 
     def execute(self, graph: Any, monitor: Any) -> None:
+        # Imported here: `kdreg plugins` imports every executor module, and the pool's machinery
+        # (multiprocessing's queues) costs that light command 4 ms.
+        from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+        from concurrent.futures.process import BrokenProcessPool
+
         workers, gpus, threads = self.layout()
         context = self.context(gpus)
         events = context.Queue()

@@ -13,6 +13,7 @@ others (``--help`` lists them all, so it imports them all).
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -40,7 +41,8 @@ commands = sorted(name for name in sys.modules if name.startswith("kdreg.cli.")
                   and name.split(".")[2] not in ("main", "loading", "options", "output"))
 with open(report, "w") as fh:
     json.dump({"code": code, "heavy": heavy, "top": sorted(top), "commands": commands,
-               "orm": "sqlalchemy.orm" in sys.modules}, fh)
+               "orm": "sqlalchemy.orm" in sys.modules,
+               "registry": "kdreg.plugins.registry" in sys.modules}, fh)
 """.replace("HEAVY_NAMES", repr(HEAVY))
 
 
@@ -133,6 +135,25 @@ def test_light_commands_import_only_what_they_use(
     assert sorted(forbidden & set(result["top"])) == [], f"`kdreg {' '.join(argv)}` imported them"
     if own_module is not None:  # one command module (plugins brings its `plugins new/check` sub-commands)
         assert {m for m in result["commands"] if m != "kdreg.cli.plugins_dev"} == {own_module}
+
+
+def test_a_report_draws_the_stored_chance_level_without_the_plugin(tmp_path: Path) -> None:
+    """Runs store their benchmark's chance level; a report reads it from the store, even for a
+    benchmark that is not installed here (an archived study), without importing the plugin registry."""
+    from kdreg.store.store import Store
+    from kdreg.testing.store_data import study_config, write_run
+
+    store = Store()
+    try:
+        for stage in ("none", "finetune"):
+            config = study_config(stage, 0, benchmark="archived-benchmark")
+            write_run(store, config, {"en": 0.8, "de": 0.5}, extra=(("accuracy", "chance", 0.25),))
+    finally:
+        store.close()
+    result = probe(tmp_path, "report")
+    assert result["code"] == 0, result["stderr"]
+    assert re.search(r"^chance\s+25\.0\s+25\.0", str(result["stdout"]), re.M), result["stdout"]
+    assert result["registry"] is False
 
 
 def test_every_command_module_registers_the_command_named_after_it() -> None:

@@ -35,8 +35,8 @@ def test_every_stage_end_to_end(world: dict[str, str], kdreg_home: Path) -> None
     assert runs == {"teacher": "succeeded", "none": "succeeded", "finetune": "succeeded",
                     "pretrain": "succeeded", "both": "succeeded"}
     # every language × evaluation split × metric, the source flagged
-    per_run = _rows(db, "SELECT run_id, COUNT(*), SUM(is_source) FROM results WHERE split != 'model' "
-                        "GROUP BY run_id")
+    per_run = _rows(db, "SELECT run_id, COUNT(*), SUM(is_source) FROM results "
+                        "WHERE split NOT IN ('model', 'chance') GROUP BY run_id")
     assert len(per_run) == 5 and all(count == 3 * 2 * 2 and source == 4 for _, count, source in per_run)
     # and the size of the model each run evaluated: the teacher's row gives the teacher's
     sizes = dict(_rows(db, "SELECT r.stage, v.value FROM results v JOIN runs r ON r.id = v.run_id "
@@ -45,7 +45,7 @@ def test_every_stage_end_to_end(world: dict[str, str], kdreg_home: Path) -> None
     assert sizes["teacher"] > sizes["none"] == sizes["finetune"]  # a 1-layer student of a 2-layer teacher
     langs = {row[0] for row in _rows(db, "SELECT DISTINCT lang FROM results")}
     assert langs == set(LANGUAGES)
-    values = [v for (v,) in _rows(db, "SELECT value FROM results WHERE split != 'model'")]
+    values = [v for (v,) in _rows(db, "SELECT value FROM results WHERE split NOT IN ('model', 'chance')")]
     assert all(0.0 <= v <= 1.0 for v in values)
     phases = set(_rows(db, "SELECT r.stage, c.phase FROM curves c JOIN runs r ON r.id = c.run_id"))
     assert {("teacher", "teacher_finetune"), ("none", "finetune"), ("finetune", "finetune_kd"),
