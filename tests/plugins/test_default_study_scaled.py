@@ -93,11 +93,11 @@ def test_a_scaled_down_default_study_ends_with_claims_that_follow_from_its_numbe
     run = kdreg_cli("run", "--config", str(grid), "--device", "cpu")
     assert run.returncode == 0, run.stderr
     assert "20 to run" in run.stderr  # 2 teachers × 2 seeds × (teacher row + 4 stages)
-    # each run stored the benchmark's chance level of what it scored: six topics, 1/6
+    # each run stored the benchmark's chance level of what it scored: this world's three topics, 1/3
     chance = kdreg_cli("query", "--split", "chance", "--metric", "accuracy", "--format", "json")
     assert chance.returncode == 0, chance.stderr
     levels = [row["source"] for row in json.loads(chance.stdout)]
-    assert len(levels) == 20 and levels == pytest.approx([1 / 6] * 20)
+    assert len(levels) == 20 and levels == pytest.approx([1 / 3] * 20)
     block = " ".join(run.stdout[run.stdout.index("Claims of the seed study"):].split())
 
     done = kdreg_cli("claims", "--format", "json")
