@@ -229,6 +229,10 @@ def select_run_scores(
 
 
 # --------------------------------------------------------------------------- seed statistics
+def _key_columns(key: Sequence[str]) -> str:
+    return ", ".join(f"runs.{name}" for name in key)
+
+
 def _grouped_runs(f: Filters, p: Params, key: Sequence[str]) -> str:
     """Filtered run ids with a group id: the smallest run id among runs that share ``key``.
 
@@ -236,8 +240,7 @@ def _grouped_runs(f: Filters, p: Params, key: Sequence[str]) -> str:
     runs, so the two statements of a report agree on it. Ordered by id, so the results
     index is then read front to back rather than jumping around.
     """
-    partition = ", ".join(f"runs.{name}" for name in key)
-    return (f"SELECT runs.id AS id, min(runs.id) OVER (PARTITION BY {partition}) AS gid"
+    return (f"SELECT runs.id AS id, min(runs.id) OVER (PARTITION BY {_key_columns(key)}) AS gid"
             f" FROM runs{where(run_conditions(f, p))} ORDER BY runs.id")
 
 
@@ -268,7 +271,7 @@ def select_language_spellings(f: Filters, metric: str, split: str,
     """
     p = Params()
     representatives = (f"SELECT min(runs.id) FROM runs{where(run_conditions(f, p))}"
-                       f" GROUP BY {', '.join(f'runs.{name}' for name in key)}")
+                       f" GROUP BY {_key_columns(key)}")
     wanted = [f"r.run_id IN ({representatives})", f"r.metric = {p(metric)}", f"r.split = {p(split)}"]
     return p.sql(
         'SELECT runs.benchmark_spec AS benchmark_spec, r.lang AS lang, min(r.language) AS "first",'
@@ -289,13 +292,12 @@ def select_zero_shot_sums(f: Filters, metric: str, split: str, key: Sequence[str
     zero_shot = ("SELECT r.run_id AS run_id, avg(r.value) AS zs FROM results AS r"
                  f" WHERE r.metric = {p(metric)} AND r.split = {p(split)} AND NOT r.is_source"
                  " GROUP BY r.run_id")
-    key_columns = ", ".join(f"runs.{name}" for name in key)
     return p.sql(
         f"SELECT min(runs.id) AS gid, {', '.join(f'runs.{name} AS {name}' for name in key)},"
         ' count(runs.id) AS "runs", count(DISTINCT runs.seed) AS seeds, count(zs.zs) AS n,'
         " avg(zs.zs) AS mean, sum(zs.zs * zs.zs) AS sumsq"
         f" FROM runs LEFT OUTER JOIN ({zero_shot}) AS zs ON zs.run_id = runs.id"
-        f"{where(run_conditions(f, p))} GROUP BY {key_columns}"
+        f"{where(run_conditions(f, p))} GROUP BY {_key_columns(key)}"
     )
 
 

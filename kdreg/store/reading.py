@@ -73,11 +73,11 @@ class Rows:
     def partitions(self, size: int) -> Iterator[list[tuple[Any, ...]]]:
         while batch := self._fetch(size):
             if self._convert:
-                columns = [list(c) for c in zip(*batch, strict=True)]
+                columns: list[Any] = list(zip(*batch, strict=True))
                 for i, convert in self._convert:
                     columns[i] = [convert(v) for v in columns[i]]
                 batch = list(zip(*columns, strict=True))
-            yield [tuple(row) for row in batch]
+            yield batch
 
     def all(self) -> list[tuple[Any, ...]]:
         return [row for batch in self.partitions(10_000) for row in batch]
@@ -96,8 +96,6 @@ class Rows:
 class ReadConnection:
     """One connection for reading: ``execute(Sql)`` and the database's clock."""
 
-    dialect: str
-
     def execute(self, statement: Sql) -> Rows:
         raise NotImplementedError
 
@@ -115,8 +113,6 @@ def _sqlite_params(params: dict[str, Any]) -> dict[str, Any]:
 
 
 class _SqliteConnection(ReadConnection):
-    dialect = "sqlite"
-
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._connection = connection
 
@@ -130,22 +126,20 @@ class _EngineConnection(ReadConnection):
 
     def __init__(self, connection: Any) -> None:
         self._connection = connection
-        self.dialect = connection.dialect.name
 
     def execute(self, statement: Sql) -> Rows:
         from sqlalchemy import text
 
-        params = _sqlite_params(statement.params) if self.dialect == "sqlite" else statement.params
+        sqlite = self._connection.dialect.name == "sqlite"
+        params = _sqlite_params(statement.params) if sqlite else statement.params
         result = self._connection.execution_options(yield_per=5000).execute(text(statement.text), params)
-        return Rows(_names(statement, list(result.keys())), lambda size: list(result.fetchmany(size)))
+        return Rows(_names(statement, list(result.keys())),
+                    lambda size: [tuple(row) for row in result.fetchmany(size)])
 
     def now(self) -> datetime:
-        if self.dialect == "postgresql":
-            value = self._connection.exec_driver_sql("SELECT now()").scalar()
-            if isinstance(value, datetime):
-                zone = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-                return zone.astimezone(timezone.utc)
-        return super().now()
+        from kdreg.store.liveness import db_now
+
+        return db_now(self._connection)
 
 
 class Reader(StatusReads):

@@ -82,8 +82,9 @@ def _age(now: datetime, moment: datetime | None) -> float | None:
     return None if moment is None else max(0.0, (now - moment).total_seconds())
 
 
-TASK_COLUMNS = ("key", "kind", "label", "run_id", "host", "pid", "device", "external_id", "log_path",
-                "status", "started_at", "heartbeat_at")
+TASK_PLACE = ("key", "kind", "label", "run_id", "host", "pid", "device", "external_id", "log_path")
+"""What a running task is and where: the first fields of :class:`RunningTask`."""
+TASK_COLUMNS = (*TASK_PLACE, "status", "started_at", "heartbeat_at")
 UNFINISHED_TASK = ("pending", "submitted", "running", "interrupted")
 
 
@@ -158,8 +159,8 @@ class StatusReads:
                     status = "stale"
                 progress.runs[status] = progress.runs.get(status, 0) + 1
             columns = ", ".join(f'"{name}"' for name in TASK_COLUMNS)
-            tasks = [dict(zip(TASK_COLUMNS, row, strict=True)) for row in c.execute(p.sql(
-                f"SELECT {columns} FROM tasks WHERE grid_id = {grid} ORDER BY id")).all()]
+            of_tasks = f"FROM tasks WHERE grid_id = {grid} ORDER BY id"
+            tasks = c.execute(p.sql(f"SELECT {columns} {of_tasks}")).mappings()
         for task in tasks:
             if task["kind"] != "run":
                 progress.artifacts += 1
@@ -174,7 +175,7 @@ class StatusReads:
 
 def _running_task(task: dict[str, Any], now: datetime | None) -> RunningTask:
     """A task that runs (``now``: its ages and staleness) or waits with an engine (``now`` None)."""
-    where = tuple(task[name] for name in TASK_COLUMNS[:9])  # key … log_path
+    where = tuple(task[name] for name in TASK_PLACE)
     if now is None:
         return RunningTask(*where, None, None, False, "submitted")
     return RunningTask(*where, _age(now, task["started_at"]), _age(now, task["heartbeat_at"]),
