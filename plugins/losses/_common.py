@@ -56,7 +56,7 @@ def counted_rows(
     Works for both stages with one rule: flatten to one row per labelled position and
     drop rows labelled -100. Fine-tuning logits [batch, classes] with labels [batch]
     keep every row; pretraining logits [batch, tokens, vocab] with masked-LM labels
-    [batch, tokens] keep the masked positions only (as DistilBERT does).
+    [batch, tokens] keep the masked positions only (the positions that have a label).
     """
     width = logits.shape[-1]
     rows = logits.reshape(-1, width)
@@ -77,6 +77,39 @@ def counted_rows(
             )
         teacher_rows = working_precision(teacher_logits.detach().reshape(-1, width)[keep])
     return working_precision(rows[keep]), flat[keep], teacher_rows
+
+
+POSITIONS = ("all", "masked")
+"""Where a logit loss distils in pretraining: every real token (DistilBERT's default), or the masked ones."""
+
+
+def check_positions(positions: str) -> None:
+    """Raise ValueError (kdreg words it as a ParameterError) for an unknown ``positions``."""
+    if positions not in POSITIONS:
+        raise ValueError(f"positions must be 'all' (every real token) or 'masked', got {positions!r}")
+
+
+def distilled_rows(
+    loss: str, positions: str, logits: torch.Tensor, teacher_logits: torch.Tensor,
+    attention_mask: torch.Tensor, counted: tuple[torch.Tensor, torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Student and teacher rows of the distillation term: ``counted`` rows, or every real token.
+
+    ``counted`` is what :func:`counted_rows` kept (student rows, teacher rows). In fine-tuning
+    (one row per example) and with ``positions='masked'`` those are the rows. With
+    ``positions='all'`` in pretraining, every non-padding token counts, masked or not, as in
+    DistilBERT's default (its ``restrict_ce_to_mask`` off): the teacher's softened
+    distribution over the vocabulary at a visible word still says which other words are
+    like it, a signal the masked positions alone give far less of per step.
+    """
+    if positions == "masked" or logits.dim() != 3:
+        return counted
+    real = token_mask(loss, logits, teacher_logits, attention_mask).reshape(-1)
+    width = logits.shape[-1]
+    return (
+        working_precision(logits.reshape(-1, width)[real]),
+        working_precision(teacher_logits.detach().reshape(-1, width)[real]),
+    )
 
 
 def hard_label_cross_entropy(rows: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

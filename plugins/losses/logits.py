@@ -1,14 +1,17 @@
 """Logit-level losses: hard-label cross-entropy, Hinton's soft-target KL, logit MSE.
 
-Which positions count (one rule for both stages, see ``_common.counted_rows``):
+Which positions count:
 
 * fine-tuning: logits are class scores [batch, classes], labels class ids [batch];
   every example counts, N = batch size;
 * pretraining: logits are masked-LM scores [batch, tokens, vocab], labels the
-  masked-LM targets [batch, tokens] with -100 where nothing is predicted; only the
-  masked positions count (as in DistilBERT / DistilmBERT), N = their number.
+  masked-LM targets [batch, tokens] with -100 where nothing is predicted. The
+  hard-label term counts the masked positions only (``_common.counted_rows``); the
+  distillation term of ``kl`` and ``mse`` counts every real (non-padding) token by
+  default, masked or not, as DistilBERT does by default, or only the masked positions
+  with ``positions=masked`` (DistilBERT's ``--restrict_ce_to_mask``).
 
-Every loss below is a mean over those N positions ("batchmean" per position, not per
+Every term below is a mean over its N positions ("batchmean" per position, not per
 sequence), so its scale does not depend on batch size, sequence length or masking rate.
 A batch with N = 0 gives 0 (still attached to the graph, so the step is harmless).
 torch is imported inside the methods: listing plugins must not load it.
@@ -22,7 +25,9 @@ from typing import TYPE_CHECKING, ClassVar
 from kdreg.plugins.spec import Loss, LossBatch, ModelGeometry, ModelOutputs
 from kdreg_plugins.losses._common import (
     check_logit_vocabulary,
+    check_positions,
     counted_rows,
+    distilled_rows,
     hard_label_cross_entropy,
     output,
     validate_mix,
@@ -57,9 +62,13 @@ class SoftTargetParams:
     alpha: float = field(
         default=0.5, metadata={"help": "weight of the KD term; 1 - alpha weighs hard-label CE"}
     )
+    positions: str = field(
+        default="all", metadata={"help": "pretraining: distil at every real token (all) or the masked ones"}
+    )
 
     def __post_init__(self) -> None:
         validate_mix(self.alpha, self.temperature)
+        check_positions(self.positions)
 
 
 class SoftTargetKL(Loss):
@@ -69,10 +78,11 @@ class SoftTargetKL(Loss):
 
     with s_i, t_i the student's and teacher's logits at position i, KL(p‖q) = Σ_c p_c
     (log p_c − log q_c) summed over classes (the vocabulary in pretraining), averaged
-    over the N positions that count (masked positions in pretraining, as DistilBERT),
-    and CE the hard-label cross-entropy at T = 1 over the same positions. The T² factor
-    keeps the soft-target gradients' size independent of T, as the paper prescribes.
-    α = 1 is pure distillation; the CE term is not computed then.
+    over the N positions distilled (in pretraining every real token by default, as
+    DistilBERT; only the masked ones with ``positions=masked``), and CE the hard-label
+    cross-entropy at T = 1 over the positions that have a label (the masked ones in
+    pretraining). The T² factor keeps the soft-target gradients' size independent of T,
+    as the paper prescribes. α = 1 is pure distillation; the CE term is not computed then.
 
     The defaults, T = 2 and α = 0.5, are a common soft-target setting (DistilBERT distils at
     T = 2; Hinton et al. soften with T well above 1 and weigh the soft targets at least as
@@ -93,20 +103,19 @@ class SoftTargetKL(Loss):
     def compute(self, student: ModelOutputs, teacher: ModelOutputs | None, batch: LossBatch) -> torch.Tensor:
         import torch.nn.functional as F
 
-        rows, labels, teacher_rows = counted_rows(
-            "kl",
-            output("kl", student, "logits", "student"),
-            batch.labels,
-            output("kl", teacher, "logits", "teacher"),
-        )
+        logits = output("kl", student, "logits", "student")
+        teacher_logits = output("kl", teacher, "logits", "teacher")
+        rows, labels, teacher_rows = counted_rows("kl", logits, batch.labels, teacher_logits)
         assert teacher_rows is not None
-        if rows.shape[0] == 0:
-            return zero_from(rows)
+        kd_rows, kd_teacher = distilled_rows("kl", self.params.positions, logits, teacher_logits,
+                                             batch.attention_mask, (rows, teacher_rows))
+        if kd_rows.shape[0] == 0:
+            return zero_from(kd_rows)
         t = self.params.temperature
         alpha = self.params.alpha
-        student_log_p = F.log_softmax(rows / t, dim=-1)
-        teacher_log_p = F.log_softmax(teacher_rows / t, dim=-1)
-        kl = F.kl_div(student_log_p, teacher_log_p, log_target=True, reduction="sum") / rows.shape[0]
+        student_log_p = F.log_softmax(kd_rows / t, dim=-1)
+        teacher_log_p = F.log_softmax(kd_teacher / t, dim=-1)
+        kl = F.kl_div(student_log_p, teacher_log_p, log_target=True, reduction="sum") / kd_rows.shape[0]
         value = alpha * (t * t) * kl
         if alpha < 1.0:
             value = value + (1.0 - alpha) * hard_label_cross_entropy(rows, labels)
@@ -120,9 +129,13 @@ class LogitMSEParams:
     alpha: float = field(
         default=1.0, metadata={"help": "weight of the MSE term; 1 - alpha weighs hard-label CE"}
     )
+    positions: str = field(
+        default="all", metadata={"help": "pretraining: distil at every real token (all) or the masked ones"}
+    )
 
     def __post_init__(self) -> None:
         validate_mix(self.alpha)
+        check_positions(self.positions)
 
 
 class LogitMSE(Loss):
@@ -131,9 +144,10 @@ class LogitMSE(Loss):
     L = α · (1/(N·C)) Σ_i Σ_c (s_ic − t_ic)² + (1 − α) · CE(s, y)
 
     the mean squared difference between raw student and teacher logits over the N
-    positions that count and the C classes (vocabulary entries in pretraining), i.e.
-    ``F.mse_loss``'s mean over those elements; CE is the hard-label cross-entropy over
-    the same positions. The default α = 1 is pure logit matching.
+    positions distilled (as for ``kl``: in pretraining every real token, or the masked
+    ones with ``positions=masked``) and the C classes (vocabulary entries in pretraining),
+    i.e. ``F.mse_loss``'s mean over those elements; CE is the hard-label cross-entropy over
+    the positions that have a label. The default α = 1 is pure logit matching.
     """
 
     summary: ClassVar[str] = (
@@ -148,17 +162,16 @@ class LogitMSE(Loss):
         return None
 
     def compute(self, student: ModelOutputs, teacher: ModelOutputs | None, batch: LossBatch) -> torch.Tensor:
-        rows, labels, teacher_rows = counted_rows(
-            "mse",
-            output("mse", student, "logits", "student"),
-            batch.labels,
-            output("mse", teacher, "logits", "teacher"),
-        )
+        logits = output("mse", student, "logits", "student")
+        teacher_logits = output("mse", teacher, "logits", "teacher")
+        rows, labels, teacher_rows = counted_rows("mse", logits, batch.labels, teacher_logits)
         assert teacher_rows is not None
-        if rows.shape[0] == 0:
-            return zero_from(rows)
+        kd_rows, kd_teacher = distilled_rows("mse", self.params.positions, logits, teacher_logits,
+                                             batch.attention_mask, (rows, teacher_rows))
+        if kd_rows.shape[0] == 0:
+            return zero_from(kd_rows)
         alpha = self.params.alpha
-        value = alpha * (rows - teacher_rows).pow(2).mean()
+        value = alpha * (kd_rows - kd_teacher).pow(2).mean()
         if alpha < 1.0:
             value = value + (1.0 - alpha) * hard_label_cross_entropy(rows, labels)
         return value

@@ -114,21 +114,63 @@ def test_soft_target_alpha_mixes_kd_and_hard_label_ce() -> None:
     )
 
 
-def test_soft_target_in_pretraining_counts_masked_positions_only() -> None:
-    student = [[[0.1, 0.2, 0.3, 0.4], [1.0, -1.0, 0.5, 0.0], [2.0, 0.0, 0.0, 0.0], [0.3, 0.3, 0.9, -0.4]]]
-    teacher = [[[0.0, 0.0, 0.0, 0.0], [0.5, 0.5, 2.0, -1.0], [0.0, 1.0, 1.0, 3.0], [1.2, -0.3, 0.0, 0.4]]]
-    labels = torch.tensor([[-100, 2, -100, 0]])
-    batch = LossBatch(labels, torch.ones(1, 4, dtype=torch.long), "pretrain")
-    loss = SoftTargetKL(SoftTargetKL.Params(temperature=2.0, alpha=1.0))
-    value = loss.compute(ModelOutputs(logits=tensor(student)), ModelOutputs(logits=tensor(teacher)), batch)
-    expected = 4.0 * mean([kl(softmax(teacher[0][i], 2.0), softmax(student[0][i], 2.0)) for i in (1, 3)])
-    assert value.item() == pytest.approx(expected, abs=1e-12)
+# One sequence of 5 positions over a vocabulary of 4: positions 1 and 3 are masked (labelled), 4 is padding.
+PRE_STUDENT = [[[0.1, 0.2, 0.3, 0.4], [1.0, -1.0, 0.5, 0.0], [2.0, 0.0, 0.0, 0.0], [0.3, 0.3, 0.9, -0.4],
+                [7.0, -7.0, 0.0, 3.0]]]
+PRE_TEACHER = [[[0.0, 0.0, 0.0, 0.0], [0.5, 0.5, 2.0, -1.0], [0.0, 1.0, 1.0, 3.0], [1.2, -0.3, 0.0, 0.4],
+                [-6.0, 6.0, 1.0, 0.0]]]
+PRE_BATCH = LossBatch(torch.tensor([[-100, 2, -100, 0, -100]]), torch.tensor([[1, 1, 1, 1, 0]]), "pretrain")
 
-    changed_s, changed_t = tensor(student, grad=False).clone(), tensor(teacher, grad=False).clone()
-    changed_s[0, 0] = torch.tensor([9.0, -9.0, 4.0, 0.0], dtype=torch.float64)
-    changed_t[0, 2] = torch.tensor([-5.0, 5.0, 0.0, 1.0], dtype=torch.float64)
-    again = loss.compute(ModelOutputs(logits=changed_s), ModelOutputs(logits=changed_t), batch)
-    assert again.item() == pytest.approx(value.item(), abs=1e-15)
+
+def pretrain_value(loss: SoftTargetKL | LogitMSE, student: object = PRE_STUDENT,
+                   teacher: object = PRE_TEACHER) -> float:
+    outputs = ModelOutputs(logits=tensor(student)), ModelOutputs(logits=tensor(teacher))
+    return loss.compute(*outputs, PRE_BATCH).item()
+
+
+def test_soft_target_in_pretraining_distils_every_real_token_by_default() -> None:
+    """DistilBERT's default: the KD term over tokens 0-3 (not the padding); CE over the masked 1 and 3."""
+    s, t = PRE_STUDENT[0], PRE_TEACHER[0]
+    kd = 4.0 * mean([kl(softmax(t[i], 2.0), softmax(s[i], 2.0)) for i in range(4)])
+    ce = mean([cross_entropy(s[1], 2), cross_entropy(s[3], 0)])
+    assert SoftTargetKL.Params().positions == "all"
+    assert pretrain_value(SoftTargetKL(SoftTargetKL.Params(temperature=2.0, alpha=1.0))) == (
+        pytest.approx(kd, abs=1e-12))
+    mixed = SoftTargetKL(SoftTargetKL.Params(temperature=2.0, alpha=0.75))
+    assert pretrain_value(mixed) == pytest.approx(0.75 * kd + 0.25 * ce, abs=1e-12)
+    padded = [row[:] for row in PRE_STUDENT[0]]
+    padded[4] = [-3.0, 9.0, 2.0, 2.0]
+    assert pretrain_value(mixed, student=[padded]) == pytest.approx(0.75 * kd + 0.25 * ce, abs=1e-12)
+
+
+def test_soft_target_in_pretraining_with_positions_masked_counts_masked_positions_only() -> None:
+    s, t = PRE_STUDENT[0], PRE_TEACHER[0]
+    loss = SoftTargetKL(SoftTargetKL.Params(temperature=2.0, alpha=1.0, positions="masked"))
+    expected = 4.0 * mean([kl(softmax(t[i], 2.0), softmax(s[i], 2.0)) for i in (1, 3)])
+    assert pretrain_value(loss) == pytest.approx(expected, abs=1e-12)
+    changed_s, changed_t = [row[:] for row in s], [row[:] for row in t]
+    changed_s[0] = [9.0, -9.0, 4.0, 0.0]
+    changed_t[2] = [-5.0, 5.0, 0.0, 1.0]
+    assert pretrain_value(loss, [changed_s], [changed_t]) == pytest.approx(expected, abs=1e-15)
+
+
+def test_logit_mse_in_pretraining_follows_positions() -> None:
+    s, t = PRE_STUDENT[0], PRE_TEACHER[0]
+
+    def squares(rows: tuple[int, ...]) -> float:
+        return mean([(a - b) ** 2 for i in rows for a, b in zip(s[i], t[i], strict=True)])
+
+    assert pretrain_value(LogitMSE()) == pytest.approx(squares((0, 1, 2, 3)), abs=1e-12)
+    masked = LogitMSE(LogitMSE.Params(positions="masked"))
+    assert pretrain_value(masked) == pytest.approx(squares((1, 3)), abs=1e-12)
+
+
+def test_positions_do_not_change_fine_tuning() -> None:
+    s, t = tensor(S_LOGITS), tensor(T_LOGITS)
+    for cls in (SoftTargetKL, LogitMSE):
+        values = {cls(cls.Params(positions=p)).compute(ModelOutputs(logits=s), ModelOutputs(logits=t),
+                                                       finetune_batch()).item() for p in ("all", "masked")}
+        assert len(values) == 1
 
 
 def test_logit_losses_send_gradients_to_the_student_only() -> None:
@@ -182,6 +224,10 @@ def test_parameters_are_validated_through_the_registry() -> None:
         reg.resolve("loss", "kl:alpha=1.5")
     with pytest.raises(ParameterError, match="temperature"):
         reg.resolve("loss", "kl:temperature=0")
+    assert reg.resolve("loss", "kl:positions=masked").params.positions == "masked"
+    for name in ("kl", "mse"):
+        with pytest.raises(ParameterError, match="positions must be 'all'"):
+            reg.resolve("loss", f"{name}:positions=unmasked")
     assert reg.resolve("loss", "hidden:mapping=2:4; 1:2").spec == "hidden:mapping=1:2;2:4"
     with pytest.raises(ParameterError, match="mapping"):
         reg.resolve("loss", "hidden:mapping=1-2")
