@@ -72,7 +72,7 @@ def test_build_loss_parses_weights_and_parameters_with_the_real_registry() -> No
     assert isinstance(kl, SoftTargetKL) and kl.params.temperature == 4.0 and kl.params.alpha == 0.5
     assert isinstance(hidden, HiddenMSE) and hidden.params.mapping == "uniform"
     assert [(i["name"], i["weight"]) for i in identities] == [("kl", 1.0), ("hidden", 0.5)]
-    assert identities[0]["params"] == {"temperature": 4.0, "alpha": 0.5}
+    assert identities[0]["params"] == {"temperature": 4.0, "alpha": 0.5, "positions": "all"}
     assert identities[0]["distribution"] == identities[1]["distribution"]
 
 
