@@ -7,7 +7,7 @@ tensors imports torch itself.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from kdreg.errors import IncompatiblePluginsError, PluginError
 
@@ -69,14 +69,19 @@ def counted_rows(
     keep = flat != IGNORE_INDEX
     teacher_rows = None
     if teacher_logits is not None:
-        if teacher_logits.shape != logits.shape:
-            raise IncompatiblePluginsError(
-                f"Loss {loss!r} compares logits of equal shape, but the student's are {tuple(logits.shape)} "
-                f"and the teacher's {tuple(teacher_logits.shape)}; teacher and student need the same "
-                "tokenizer (pretraining) or the same label set (fine-tuning)."
-            )
+        check_same_logits(loss, logits, teacher_logits)
         teacher_rows = working_precision(teacher_logits.detach().reshape(-1, width)[keep])
     return working_precision(rows[keep]), flat[keep], teacher_rows
+
+
+def check_same_logits(loss: str, logits: torch.Tensor, teacher_logits: torch.Tensor) -> None:
+    """Teacher and student logits must have one shape (the same tokenizer, or the same labels)."""
+    if teacher_logits.shape != logits.shape:
+        raise IncompatiblePluginsError(
+            f"Loss {loss!r} compares logits of equal shape, but the student's are {tuple(logits.shape)} "
+            f"and the teacher's {tuple(teacher_logits.shape)}; teacher and student need the same "
+            "tokenizer (pretraining) or the same label set (fine-tuning)."
+        )
 
 
 POSITIONS = ("all", "masked")
@@ -89,26 +94,41 @@ def check_positions(positions: str) -> None:
         raise ValueError(f"positions must be 'all' (every real token) or 'masked', got {positions!r}")
 
 
-def distilled_rows(
-    loss: str, positions: str, logits: torch.Tensor, teacher_logits: torch.Tensor,
-    attention_mask: torch.Tensor, counted: tuple[torch.Tensor, torch.Tensor],
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Student and teacher rows of the distillation term: ``counted`` rows, or every real token.
+class LogitRows(NamedTuple):
+    """The rows a logit loss compares (student and teacher) and the rows its hard-label term scores."""
 
-    ``counted`` is what :func:`counted_rows` kept (student rows, teacher rows). In fine-tuning
-    (one row per example) and with ``positions='masked'`` those are the rows. With
-    ``positions='all'`` in pretraining, every non-padding token counts, masked or not, as in
-    DistilBERT's default (its ``restrict_ce_to_mask`` off): the teacher's softened
-    distribution over the vocabulary at a visible word still says which other words are
-    like it, a signal the masked positions alone give far less of per step.
+    student: torch.Tensor
+    teacher: torch.Tensor
+    labelled: torch.Tensor
+    labels: torch.Tensor
+
+
+def logit_rows(loss: str, positions: str, logits: torch.Tensor, teacher_logits: torch.Tensor,
+               labels: torch.Tensor, attention_mask: torch.Tensor) -> LogitRows:
+    """Rows of the distillation term and of the hard-label term of a logit loss.
+
+    The hard-label term scores the rows that have a label (:func:`counted_rows`). So does
+    the distillation term in fine-tuning (one row per example) and with
+    ``positions='masked'``. With ``positions='all'`` in pretraining it takes every
+    non-padding token, masked or not, as DistilBERT does by default (its
+    ``restrict_ce_to_mask`` off): the teacher's softened distribution over the vocabulary
+    at a visible word still says which other words are like it, a signal the masked
+    positions alone give far less of per step. It costs memory in proportion: the
+    softmaxes run over every token's vocabulary-sized row.
     """
     if positions == "masked" or logits.dim() != 3:
-        return counted
+        rows, kept, teacher_rows = counted_rows(loss, logits, labels, teacher_logits)
+        assert teacher_rows is not None
+        return LogitRows(rows, teacher_rows, rows, kept)
+    check_same_logits(loss, logits, teacher_logits)
+    labelled, kept, _ = counted_rows(loss, logits, labels)
     real = token_mask(loss, logits, teacher_logits, attention_mask).reshape(-1)
     width = logits.shape[-1]
-    return (
+    return LogitRows(
         working_precision(logits.reshape(-1, width)[real]),
         working_precision(teacher_logits.detach().reshape(-1, width)[real]),
+        labelled,
+        kept,
     )
 
 
@@ -213,7 +233,7 @@ def token_mask(
         )
     if attention_mask.shape != student.shape[:2]:
         raise PluginError(
-            f"Loss {loss!r} got an attention mask of shape {tuple(attention_mask.shape)} for hidden "
-            f"states of shape {tuple(student.shape)}; the mask must be [batch, tokens]."
+            f"Loss {loss!r} got an attention mask of shape {tuple(attention_mask.shape)} for outputs "
+            f"of shape {tuple(student.shape)}; the mask must be [batch, tokens]."
         )
     return attention_mask.bool()

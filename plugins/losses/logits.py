@@ -27,8 +27,8 @@ from kdreg_plugins.losses._common import (
     check_logit_vocabulary,
     check_positions,
     counted_rows,
-    distilled_rows,
     hard_label_cross_entropy,
+    logit_rows,
     output,
     validate_mix,
     zero_from,
@@ -103,22 +103,18 @@ class SoftTargetKL(Loss):
     def compute(self, student: ModelOutputs, teacher: ModelOutputs | None, batch: LossBatch) -> torch.Tensor:
         import torch.nn.functional as F
 
-        logits = output("kl", student, "logits", "student")
-        teacher_logits = output("kl", teacher, "logits", "teacher")
-        rows, labels, teacher_rows = counted_rows("kl", logits, batch.labels, teacher_logits)
-        assert teacher_rows is not None
-        kd_rows, kd_teacher = distilled_rows("kl", self.params.positions, logits, teacher_logits,
-                                             batch.attention_mask, (rows, teacher_rows))
-        if kd_rows.shape[0] == 0:
-            return zero_from(kd_rows)
+        rows = logit_rows("kl", self.params.positions, output("kl", student, "logits", "student"),
+                          output("kl", teacher, "logits", "teacher"), batch.labels, batch.attention_mask)
+        if rows.student.shape[0] == 0:
+            return zero_from(rows.student)
         t = self.params.temperature
         alpha = self.params.alpha
-        student_log_p = F.log_softmax(kd_rows / t, dim=-1)
-        teacher_log_p = F.log_softmax(kd_teacher / t, dim=-1)
-        kl = F.kl_div(student_log_p, teacher_log_p, log_target=True, reduction="sum") / kd_rows.shape[0]
+        student_log_p = F.log_softmax(rows.student / t, dim=-1)
+        teacher_log_p = F.log_softmax(rows.teacher / t, dim=-1)
+        kl = F.kl_div(student_log_p, teacher_log_p, log_target=True, reduction="sum") / rows.student.shape[0]
         value = alpha * (t * t) * kl
         if alpha < 1.0:
-            value = value + (1.0 - alpha) * hard_label_cross_entropy(rows, labels)
+            value = value + (1.0 - alpha) * hard_label_cross_entropy(rows.labelled, rows.labels)
         return value
 
 
@@ -162,16 +158,12 @@ class LogitMSE(Loss):
         return None
 
     def compute(self, student: ModelOutputs, teacher: ModelOutputs | None, batch: LossBatch) -> torch.Tensor:
-        logits = output("mse", student, "logits", "student")
-        teacher_logits = output("mse", teacher, "logits", "teacher")
-        rows, labels, teacher_rows = counted_rows("mse", logits, batch.labels, teacher_logits)
-        assert teacher_rows is not None
-        kd_rows, kd_teacher = distilled_rows("mse", self.params.positions, logits, teacher_logits,
-                                             batch.attention_mask, (rows, teacher_rows))
-        if kd_rows.shape[0] == 0:
-            return zero_from(kd_rows)
+        rows = logit_rows("mse", self.params.positions, output("mse", student, "logits", "student"),
+                          output("mse", teacher, "logits", "teacher"), batch.labels, batch.attention_mask)
+        if rows.student.shape[0] == 0:
+            return zero_from(rows.student)
         alpha = self.params.alpha
-        value = alpha * (kd_rows - kd_teacher).pow(2).mean()
+        value = alpha * (rows.student - rows.teacher).pow(2).mean()
         if alpha < 1.0:
-            value = value + (1.0 - alpha) * hard_label_cross_entropy(rows, labels)
+            value = value + (1.0 - alpha) * hard_label_cross_entropy(rows.labelled, rows.labels)
         return value

@@ -165,6 +165,45 @@ def test_logit_mse_in_pretraining_follows_positions() -> None:
     assert pretrain_value(masked) == pytest.approx(squares((1, 3)), abs=1e-12)
 
 
+def test_with_no_masked_token_every_real_token_is_still_distilled() -> None:
+    """No label in the batch: the KD term over the real tokens remains, the hard-label term is 0."""
+    s, t = PRE_STUDENT[0], PRE_TEACHER[0]
+    unlabelled = LossBatch(torch.full((1, 5), -100), PRE_BATCH.attention_mask, "pretrain")
+    loss = SoftTargetKL(SoftTargetKL.Params(temperature=2.0, alpha=0.5))
+    value = loss.compute(ModelOutputs(logits=tensor(PRE_STUDENT)), ModelOutputs(logits=tensor(PRE_TEACHER)),
+                         unlabelled)
+    kd = 4.0 * mean([kl(softmax(t[i], 2.0), softmax(s[i], 2.0)) for i in range(4)])
+    assert value.item() == pytest.approx(0.5 * kd, abs=1e-12)
+    masked = SoftTargetKL(SoftTargetKL.Params(temperature=2.0, alpha=0.5, positions="masked"))
+    assert masked.compute(ModelOutputs(logits=tensor(PRE_STUDENT)), ModelOutputs(logits=tensor(PRE_TEACHER)),
+                          unlabelled).item() == 0.0
+
+
+def test_pretraining_gradients_reach_the_student_only_and_never_padding() -> None:
+    for loss in (SoftTargetKL(SoftTargetKL.Params(alpha=0.5)), LogitMSE(LogitMSE.Params(alpha=0.5)),
+                 SoftTargetKL(SoftTargetKL.Params(positions="masked"))):
+        s, t = tensor(PRE_STUDENT), tensor(PRE_TEACHER)
+        loss.compute(ModelOutputs(logits=s), ModelOutputs(logits=t), PRE_BATCH).backward()
+        assert s.grad is not None and t.grad is None
+        touched = [bool(s.grad[0, i].abs().sum() > 0) for i in range(5)]
+        if loss.params.positions == "masked":
+            assert touched == [False, True, False, True, False]
+        else:
+            assert touched == [True, True, True, True, False]
+
+
+def test_pretraining_shape_mismatches_are_clear_errors() -> None:
+    wider = [[[*row, 0.0] for row in PRE_TEACHER[0]]]
+    for positions in ("all", "masked"):
+        with pytest.raises(IncompatiblePluginsError, match="same tokenizer"):
+            SoftTargetKL(SoftTargetKL.Params(positions=positions)).compute(
+                ModelOutputs(logits=tensor(PRE_STUDENT)), ModelOutputs(logits=tensor(wider)), PRE_BATCH)
+    short_mask = LossBatch(PRE_BATCH.labels, torch.ones(1, 4, dtype=torch.long), "pretrain")
+    with pytest.raises(PluginError, match=r"attention mask of shape \(1, 4\)"):
+        outputs = ModelOutputs(logits=tensor(PRE_STUDENT)), ModelOutputs(logits=tensor(PRE_TEACHER))
+        SoftTargetKL().compute(*outputs, short_mask)
+
+
 def test_positions_do_not_change_fine_tuning() -> None:
     s, t = tensor(S_LOGITS), tensor(T_LOGITS)
     for cls in (SoftTargetKL, LogitMSE):
