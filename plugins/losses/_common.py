@@ -88,6 +88,15 @@ POSITIONS = ("all", "masked")
 """Where a logit loss distils in pretraining: every real token (DistilBERT's default), or the masked ones."""
 
 
+def positions_field() -> Any:
+    """The ``positions`` parameter of a logit loss's Params (one declaration for ``kl`` and ``mse``)."""
+    from dataclasses import field
+
+    return field(
+        default="all", metadata={"help": "pretraining: distil at every real token (all) or the masked ones"}
+    )
+
+
 def check_positions(positions: str) -> None:
     """Raise ValueError (kdreg words it as a ParameterError) for an unknown ``positions``."""
     if positions not in POSITIONS:

@@ -30,6 +30,7 @@ from kdreg_plugins.losses._common import (
     hard_label_cross_entropy,
     logit_rows,
     output,
+    positions_field,
     validate_mix,
     zero_from,
 )
@@ -62,9 +63,7 @@ class SoftTargetParams:
     alpha: float = field(
         default=0.5, metadata={"help": "weight of the KD term; 1 - alpha weighs hard-label CE"}
     )
-    positions: str = field(
-        default="all", metadata={"help": "pretraining: distil at every real token (all) or the masked ones"}
-    )
+    positions: str = positions_field()
 
     def __post_init__(self) -> None:
         validate_mix(self.alpha, self.temperature)
@@ -125,9 +124,7 @@ class LogitMSEParams:
     alpha: float = field(
         default=1.0, metadata={"help": "weight of the MSE term; 1 - alpha weighs hard-label CE"}
     )
-    positions: str = field(
-        default="all", metadata={"help": "pretraining: distil at every real token (all) or the masked ones"}
-    )
+    positions: str = positions_field()
 
     def __post_init__(self) -> None:
         validate_mix(self.alpha)
