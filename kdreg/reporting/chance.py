@@ -5,7 +5,9 @@ guessing is 1 / number of labels). Every run stores it beside its scores (split 
 :data:`kdreg.records.CHANCE_SPLIT`), so :func:`chance_from` reads it from the store in one
 statement — no plugin import, which costs a light command a sixth of its time, and no need
 for the plugin at all. For runs stored before kdreg recorded it, the report asks the
-installed plugin by the specification the store recorded (:func:`chance_level`). It is
+installed plugin by the specification the store recorded (:func:`chance_level`); a benchmark
+that has stored levels for some metrics has none for the others (runs record every level their
+benchmark gives), so an F1 column beside a stored accuracy never imports the plugins. It is
 optional either way: a benchmark that does not say, is not installed, or no longer accepts
 its stored parameters simply has no chance line. Plugins that keep the contract's default
 are never instantiated for it.
@@ -30,7 +32,11 @@ def chance_from(source: Any) -> Callable[[str, str], float | None]:
         if stored is None:
             stored = _stored_levels(source)
         level = stored.get((benchmark_spec, metric))
-        return level if level is not None else chance_level(benchmark_spec, metric)
+        if level is not None:
+            return level
+        if any(spec == benchmark_spec for spec, _ in stored):
+            return None  # its runs record every level the benchmark gives: it has none for this metric
+        return chance_level(benchmark_spec, metric)
 
     return chance
 

@@ -139,7 +139,8 @@ def test_light_commands_import_only_what_they_use(
 
 def test_a_report_draws_the_stored_chance_level_without_the_plugin(tmp_path: Path) -> None:
     """Runs store their benchmark's chance level; a report reads it from the store, even for a
-    benchmark that is not installed here (an archived study), without importing the plugin registry."""
+    benchmark that is not installed here (an archived study), without importing the plugin registry
+    — also for a metric the benchmark gives no chance level for (runs store every level there is)."""
     from kdreg.store.store import Store
     from kdreg.testing.store_data import study_config, write_run
 
@@ -148,12 +149,17 @@ def test_a_report_draws_the_stored_chance_level_without_the_plugin(tmp_path: Pat
         for stage in ("none", "finetune"):
             config = study_config(stage, 0, benchmark="archived-benchmark")
             write_run(store, config, {"en": 0.8, "de": 0.5}, extra=(("accuracy", "chance", 0.25),))
+            write_run(store, config, {"en": 0.7, "de": 0.4}, metric="macro_f1")
     finally:
         store.close()
     result = probe(tmp_path, "report")
     assert result["code"] == 0, result["stderr"]
     assert re.search(r"^chance\s+25\.0\s+25\.0", str(result["stdout"]), re.M), result["stdout"]
     assert result["registry"] is False
+    f1 = probe(tmp_path, "report", "--metric", "macro_f1")
+    assert f1["code"] == 0, f1["stderr"]
+    assert "macro_f1" in str(f1["stdout"]) and not re.search(r"^chance\s", str(f1["stdout"]), re.M)
+    assert f1["registry"] is False
 
 
 def test_every_command_module_registers_the_command_named_after_it() -> None:
