@@ -28,9 +28,7 @@ killed run is marked interrupted), the pool is rebuilt, and the other tasks go o
 from __future__ import annotations
 
 import os
-import queue
 import signal
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,6 +110,8 @@ def _init_worker(slots: Any, gpus: list[str] | None, threads: int, planner: Any,
     from kdreg.execution.worker import set_event_sink
 
     set_event_sink(events.put)
+    import threading
+
     threading.Thread(target=_watch, args=(planner,), name="kdreg-watch", daemon=True).start()
 
 
@@ -257,6 +257,8 @@ def _close(pipe: tuple[Any, Any]) -> None:
 
 def _drain(events: Any, monitor: Any) -> None:
     """Forward the workers' events that have arrived."""
+    import queue  # here, not at the top: `kdreg plugins` imports this module only to list it
+
     while True:
         try:
             event = events.get_nowait()

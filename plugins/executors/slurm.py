@@ -21,9 +21,6 @@ there (see :mod:`kdreg.execution.journal`).
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -93,6 +90,8 @@ class SlurmTaskCall:
 
 
 def _local_names() -> set[str]:
+    import socket  # here and below: `kdreg plugins` imports this module to list it, and needs none of them
+
     names = {"127.0.0.1", "::1", "localhost", socket.gethostname(), socket.getfqdn()}
     try:
         names.add(socket.gethostbyname(socket.gethostname()))
@@ -103,6 +102,8 @@ def _local_names() -> set[str]:
 
 def single_machine_cluster() -> bool:
     """Whether every node of the cluster is this machine (a workstation's Slurm, a test cluster)."""
+    import subprocess
+
     try:
         shown = subprocess.run(["scontrol", "show", "nodes", "-o"], capture_output=True, text=True,
                                timeout=30, check=True).stdout
@@ -115,6 +116,9 @@ def single_machine_cluster() -> bool:
 
 def job_states(job_ids: list[str]) -> dict[str, str]:
     """Slurm's state of each job (``123`` or ``123_4``) it still knows: squeue, then sacct where available."""
+    import shutil
+    import subprocess
+
     ids = [j for j in job_ids if j]
     if not ids or shutil.which("squeue") is None:
         return {}
@@ -151,6 +155,8 @@ class SlurmExecutor(Executor):
         return home().absolute() / "slurm"
 
     def check(self) -> None:
+        import shutil
+
         if shutil.which("sbatch") is None:
             raise ConfigError("No `sbatch` here: run kdreg on a Slurm login node, or use --executor local.")
         try:
