@@ -16,7 +16,9 @@ layer: their busy/quiet ratio is the share the operating system grants a process
 many threads as cores beside two spinning ones (a reference, not a bound: a training step's
 many small operations suffer a descheduled thread differently). Goals
 (issue 15): new/old quiet ≥ 0.95 (no cost on a quiet machine) and new busy / new quiet ≥
-0.5 (the fair share of a machine that two other processes want).
+0.5 (the fair share of a machine that two other processes want). To show where a ratio below that
+goes, each side also reports the CPU it was given (cores: CPU seconds per second) and the work
+it did per CPU second.
 
     python bench/threads.py [--steps 40] [--windows 5]
 """
@@ -50,8 +52,10 @@ if policy == "reference":  # no kdreg: plain matrix products shaped like the tea
             n += 10
         return n / (time.perf_counter() - started)
     products(0.5)
-    print(json.dumps({"steps_per_s": statistics.median(products(1.0) for _ in range(windows)),
-                      "threads": torch.get_num_threads()}))
+    cpu, wall = time.process_time(), time.perf_counter()
+    rates = [products(1.0) for _ in range(windows)]
+    print(json.dumps({"steps_per_s": statistics.median(rates), "threads": torch.get_num_threads(),
+                      "cores": (time.process_time() - cpu) / (time.perf_counter() - wall)}))
     sys.exit(0)
 from transformers import AutoModelForMaskedLM
 from kdreg.pipeline.training import Device, train
@@ -83,8 +87,10 @@ def rate(n):
     return n / (time.perf_counter() - started)
 
 rate(max(2, steps // 4))  # warm-up
+cpu, wall = time.process_time(), time.perf_counter()
 rates = [rate(steps) for _ in range(windows)]
 print(json.dumps({"steps_per_s": statistics.median(rates), "threads": torch.get_num_threads(),
+                  "cores": (time.process_time() - cpu) / (time.perf_counter() - wall),
                   "wait_policy": os.environ.get("OMP_WAIT_POLICY", "(default: spin)")
                                  + (f", GOMP_SPINCOUNT={os.environ['GOMP_SPINCOUNT']}"
                                     if "GOMP_SPINCOUNT" in os.environ else "")}))
@@ -136,8 +142,8 @@ def main() -> None:
                     hog.terminate()
             for policy in ("old", "new"):
                 r = results[load, policy]
-                print(f"{load:5} {policy}: {r['steps_per_s']:6.2f} steps/s  ({r['threads']} threads, "
-                      f"OMP_WAIT_POLICY={r['wait_policy']})")
+                print(f"{load:5} {policy}: {r['steps_per_s']:6.2f} steps/s on {r['cores']:.2f} cores "
+                      f"({r['threads']} threads, OMP_WAIT_POLICY={r['wait_policy']})")
     rate = {key: r["steps_per_s"] for key, r in results.items()}
     print(f"new / old, quiet: {rate['quiet', 'new'] / rate['quiet', 'old']:.2f}× (goal ≥ 0.95)")
     print(f"busy / quiet, new: {rate['busy', 'new'] / rate['quiet', 'new']:.2f}× (goal ≥ 0.5)")
@@ -148,6 +154,14 @@ def main() -> None:
           f"{rate['quiet', 'reference']:.0f}/s quiet, {rate['busy', 'reference']:.0f}/s busy")
     print(f"busy / quiet, plain matrix products (the share the OS grants): {reference:.2f}×; "
           f"new policy against it: {rate['busy', 'new'] / rate['quiet', 'new'] / reference:.2f}×")
+    # Where the busy/quiet ratio goes: the CPU the process was given (cores = its CPU seconds per
+    # second) and what it made of each CPU second. Beside two busy loops, the scheduler's fair
+    # share for two threads is one core of two; a thread that sleeps while it waits gives its turn away.
+    for policy in ("new", "reference"):
+        quiet, busy = results["quiet", policy], results["busy", policy]
+        work = (busy["steps_per_s"] / busy["cores"]) / (quiet["steps_per_s"] / quiet["cores"])
+        print(f"{policy}: {quiet['cores']:.2f} cores quiet, {busy['cores']:.2f} busy "
+              f"({busy['cores'] / quiet['cores']:.2f}×); work per CPU second busy / quiet {work:.2f}×")
 
 
 if __name__ == "__main__":
