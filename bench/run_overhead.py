@@ -39,9 +39,15 @@ PARTS = {
 
 
 def grid_once(options: dict[str, Any], grid: Path, *, before: bool) -> tuple[Any, ...]:
-    """Run the grid inline; ``before``: as kdreg did before (no evaluation cache, gc per phase)."""
+    """Run the grid inline; ``before``: as kdreg did before (no evaluation cache, gc per phase).
+
+    Before, too, nothing was frozen out of the collector's sight (``gc.freeze``, which came
+    later and makes each full collection cheap): the baseline unfreezes and does not freeze,
+    or its collections would walk only what the grid made and cost nothing.
+    """
     import gc
 
+    from kdreg.execution import worker
     from kdreg.execution.coordinator import GridMonitor, SilentReporter, record_grid
     from kdreg.execution.plan import plan_grid, preflight
     from kdreg.execution.worker import use_store
@@ -53,7 +59,11 @@ def grid_once(options: dict[str, Any], grid: Path, *, before: bool) -> tuple[Any
     from kdreg.store.store import open_store
 
     original_get, original_train = evaluation.EvaluationSets.get, phases.Trainer.train
+    original_freeze = worker.freeze_what_lasts
     if before:
+        gc.unfreeze()
+        worker.freeze_what_lasts = lambda: None
+
         def uncached(self: Any, *a: Any, **k: Any) -> Any:
             self._sets.clear()
             return original_get(self, *a, **k)
@@ -88,6 +98,7 @@ def grid_once(options: dict[str, Any], grid: Path, *, before: bool) -> tuple[Any
     finally:
         evaluation.EvaluationSets.get = original_get  # type: ignore[method-assign]
         phases.Trainer.train = original_train  # type: ignore[method-assign]
+        worker.freeze_what_lasts = original_freeze
     assert all(r.status == "succeeded" for _, r in outcomes.values())
     runs = [(t, r) for t, r in outcomes.values() if t.kind == "run" and t.job.stage != "teacher"]
     outside = [r.seconds - r.train_seconds for _, r in runs]
