@@ -1,9 +1,10 @@
 """Flat export: one row per result with its run's columns, streamed to CSV, JSON Lines or Parquet.
 
 Rows come from the database in batches (the driver's cursor), so memory stays flat however
-large the store, and each batch is written in bulk: turned into columns (timestamps
-formatted one column at a time), then handed to ``csv.writer.writerows`` or to pyarrow
-as whole columns, rather than a Python call per cell (``bench/query_report.py`` times it
+large the store, and each batch is written in bulk as columns (timestamps formatted one
+column at a time), handed to ``csv.writer.writerows`` or to pyarrow as whole columns —
+for Parquet as SQLite stored them, pyarrow parsing each column of timestamps in one call —
+rather than a Python call per cell (``bench/query_report.py`` times it
 against hand-written SQL). Files are written through :mod:`kdreg.reporting.output_files`:
 never over the database being read, never left truncated under the requested name.
 Parquet needs pyarrow (``pip install 'kdreg[export]'``), imported only here.
@@ -27,17 +28,20 @@ TIME_COLUMNS = ("created_at", "finished_at")
 """Timestamps: ISO 8601 text in CSV and JSON Lines (``2025-01-31T09:30:00.123456``)."""
 
 
-def _batches(store: Any, filters: Filters) -> Iterator[list[Sequence[Any]]]:
-    """Result rows (tuples in :data:`~kdreg.store.queries.FLAT_COLUMNS` order), ``BATCH`` at a time."""
+def _batches(store: Any, filters: Filters, *, convert: bool) -> Iterator[list[Sequence[Any]]]:
+    """Result columns (in :data:`~kdreg.store.queries.FLAT_COLUMNS` order), ``BATCH`` rows at a time.
+
+    ``convert``: as :meth:`~kdreg.store.reading.Rows.column_batches` (False keeps SQLite's text
+    timestamps and 0/1 booleans for pyarrow to convert a column at a time).
+    """
     from kdreg.store.queries import read_connection, select_flat
 
     with read_connection(store) as conn:
-        yield from conn.execute(select_flat(filters)).partitions(BATCH)
+        yield from conn.execute(select_flat(filters)).column_batches(BATCH, convert=convert)
 
 
-def _columns(batch: list[Sequence[Any]], names: Sequence[str]) -> list[Sequence[Any]]:
-    """A batch turned into columns, timestamps as ISO text: one pass per column, not a call per cell."""
-    columns: list[Sequence[Any]] = list(zip(*batch, strict=True))
+def _iso(columns: list[Sequence[Any]], names: Sequence[str]) -> list[Sequence[Any]]:
+    """The timestamps of a batch's columns as ISO text, one pass per column."""
     for i, name in enumerate(names):
         if name in TIME_COLUMNS:
             columns[i] = [None if v is None else v.isoformat() for v in columns[i]]
@@ -52,16 +56,31 @@ def _write_text(batches: Iterator[list[Sequence[Any]]], fmt: str, handle: IO[str
     if fmt == "csv":
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(names)
-        for batch in batches:
-            writer.writerows(zip(*_columns(batch, names), strict=True))  # None is written as ""
-            count += len(batch)
+        for columns in batches:
+            writer.writerows(zip(*_iso(columns, names), strict=True))  # None is written as ""
+            count += len(columns[0])
     else:
         encode = json.JSONEncoder(ensure_ascii=False).encode
-        for batch in batches:
+        for columns in batches:
             handle.writelines(encode(dict(zip(names, row, strict=True))) + "\n"
-                              for row in zip(*_columns(batch, names), strict=True))
-            count += len(batch)
+                              for row in zip(*_iso(columns, names), strict=True))
+            count += len(columns[0])
     return count
+
+
+def _arrow_column(values: Sequence[Any], kind: Any) -> Any:
+    """One column as a pyarrow array of ``kind``: a column of SQLite's stored text or 0/1 is
+    converted by pyarrow in one call; datetimes and booleans (PostgreSQL's) directly."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_timestamp(kind) or pa.types.is_boolean(kind):
+        first = next((v for v in values if v is not None), None)
+        if isinstance(first, str):
+            return pc.cast(pa.array(values, pa.string()), kind)
+        if isinstance(first, int) and not isinstance(first, bool):
+            return pc.cast(pa.array(values, pa.int64()), kind)
+    return pa.array(values, type=kind)
 
 
 def _write_parquet(batches: Iterator[list[Sequence[Any]]], handle: IO[bytes]) -> int:
@@ -86,18 +105,17 @@ def _write_parquet(batches: Iterator[list[Sequence[Any]]], handle: IO[bytes]) ->
     schema = pa.schema([(name, types.get(name, text)) for name in FLAT_COLUMNS])
     count = 0
     with pq.ParquetWriter(handle, schema) as writer:
-        for batch in batches:
-            columns = zip(*batch, strict=True)  # pyarrow converts each column in one call
-            arrays = [pa.array(values, type=field.type)
+        for columns in batches:
+            arrays = [_arrow_column(values, field.type)
                       for values, field in zip(columns, schema, strict=True)]
             writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
-            count += len(batch)
+            count += len(columns[0])
     return count
 
 
 def write_export(store: Any, filters: Filters, fmt: str, out: Path | None) -> int:
     """Write the flat rows of ``filters`` as ``fmt`` to ``out`` (stdout when None); returns the row count."""
-    batches = _batches(store, filters)
+    batches = _batches(store, filters, convert=fmt != "parquet")
     if out is None:
         if fmt == "parquet":
             raise ConfigError("Parquet is binary; give a file with --out results.parquet.")

@@ -79,6 +79,18 @@ class Rows:
                 batch = list(zip(*columns, strict=True))
             yield batch
 
+    def column_batches(self, size: int, *, convert: bool = True) -> Iterator[list[Sequence[Any]]]:
+        """The rows ``size`` at a time as columns (one sequence per column), for writers that take
+        columns (an export): no second zip back into rows. ``convert=False`` leaves the driver's
+        values as they are (SQLite's datetimes as text, booleans as 0/1) to a caller that
+        converts whole columns at once (pyarrow parses a column of timestamps in one call)."""
+        while batch := self._fetch(size):
+            columns: list[Sequence[Any]] = list(zip(*batch, strict=True))
+            if convert:
+                for i, convert_value in self._convert:
+                    columns[i] = [convert_value(v) for v in columns[i]]
+            yield columns
+
     def all(self) -> list[tuple[Any, ...]]:
         return [row for batch in self.partitions(10_000) for row in batch]
 
