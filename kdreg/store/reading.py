@@ -71,13 +71,12 @@ class Rows:
         return list(self._names)
 
     def partitions(self, size: int) -> Iterator[list[tuple[Any, ...]]]:
-        while batch := self._fetch(size):
-            if self._convert:
-                columns: list[Any] = list(zip(*batch, strict=True))
-                for i, convert in self._convert:
-                    columns[i] = [convert(v) for v in columns[i]]
-                batch = list(zip(*columns, strict=True))
-            yield batch
+        if not self._convert:  # nothing to convert: the driver's rows as they are
+            while batch := self._fetch(size):
+                yield batch
+            return
+        for columns in self.column_batches(size):
+            yield list(zip(*columns, strict=True))
 
     def column_batches(self, size: int, *, convert: bool = True) -> Iterator[list[Sequence[Any]]]:
         """The rows ``size`` at a time as columns (one sequence per column), for writers that take
